@@ -1,0 +1,51 @@
+// A minimal fork-join parallel_for for the CPU backend (no OpenMP runtime to ship).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+// Hot CPU loops are compiled for several ISAs and picked at load time, so one
+// wheel runs everywhere and still uses AVX/FMA/AVX-512 where present.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define PYFACE_CPU_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
+#else
+#define PYFACE_CPU_CLONES
+#endif
+
+namespace pyface {
+
+int get_num_threads();
+void set_num_threads(int n);
+
+// Calls f(begin, end) on contiguous ranges of [0, n) in up to get_num_threads()
+// threads, each range at least `grain` long. The calling thread takes part.
+template <typename F>
+void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int64_t nt = std::min<int64_t>(get_num_threads(), max_chunks);
+  if (nt <= 1) {
+    f(int64_t(0), n);
+    return;
+  }
+  const int64_t step = (n + nt - 1) / nt;
+  std::vector<std::thread> workers;
+  workers.reserve(nt - 1);
+  for (int64_t t = 1; t < nt; ++t) {
+    const int64_t b = t * step, e = std::min(n, b + step);
+    if (b < e) workers.emplace_back([&f, b, e] { f(b, e); });
+  }
+  f(int64_t(0), std::min(n, step));
+  for (auto& w : workers) w.join();
+}
+
+// Number of ranges parallel_for(n, grain, ...) would use; lets callers size
+// per-thread scratch buffers.
+inline int64_t parallel_chunks(int64_t n, int64_t grain) {
+  grain = std::max<int64_t>(grain, 1);
+  return std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), (n + grain - 1) / grain));
+}
+
+}  // namespace pyface

@@ -1,0 +1,14 @@
+// Small kernels shared by several ops.
+#pragma once
+#include <cstdint>
+
+namespace pyface {
+
+// out[i] = 1 / max(||x_i||_2, eps) for x [n, d] (row-major) of dtype `dtype`
+// (pyface::DType code); out is float32 [n], float64 for float64 input.
+void row_inv_norm_cpu(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out);
+#ifdef PYFACE_WITH_CUDA
+void row_inv_norm_cuda(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out, void* stream);
+#endif
+
+}  // namespace pyface

@@ -1,0 +1,135 @@
+"""Timing and memory measurement shared by the benchmarks."""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # non-Linux: psutil if present
+        import psutil
+
+        return psutil.Process().memory_info().rss
+
+
+class _PeakRSS:
+    """Samples the process RSS in a thread; peak above the starting RSS."""
+
+    def __init__(self, interval: float = 0.0005):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def __enter__(self):
+        gc.collect()
+        self.base = _rss_bytes()
+        self.peak = self.base
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self.peak = max(self.peak, _rss_bytes())
+        self._stop.set()
+        self._t.join()
+
+    @property
+    def extra(self) -> int:
+        return self.peak - self.base
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fn: Callable[[], object], device: torch.device | str, *, warmup: int = 1, iters: int = 5) -> dict:
+    """Median wall time (ms) of fn() and the peak memory it adds beyond what exists
+    before the call (CUDA: max allocated; CPU: peak RSS). An out-of-memory error is
+    reported as {"oom": True}."""
+    device = torch.device(device)
+    try:
+        for _ in range(warmup):
+            fn()
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        times = []
+        with _PeakRSS() as rss:
+            for _ in range(iters):
+                t0 = time.perf_counter()
+                fn()
+                _sync(device)
+                times.append((time.perf_counter() - t0) * 1e3)
+        peak = torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else rss.extra
+        return {"ms": statistics.median(times), "ms_min": min(times), "peak_extra_mb": peak / 2**20, "oom": False}
+    except torch.OutOfMemoryError:
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return {"ms": float("nan"), "ms_min": float("nan"), "peak_extra_mb": float("nan"), "oom": True}
+
+
+def print_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(h), *(len(_fmt(r.get(k))) for r in rows)) for k, h in columns]
+    print("  ".join(h.rjust(w) for (_, h), w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(_fmt(r.get(k)).rjust(w) for (k, _), w in zip(columns, widths)))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if v != v:
+            return "OOM/nan"
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return "" if v is None else str(v)
+
+
+def write_json(out_dir: str | os.PathLike, name: str, payload: dict) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = payload.get("device_type", "cpu")
+    path = out / f"{name}-{dev}.json"
+    payload = {"torch": torch.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def default_device() -> str:
+    from pyface.ops import cuda_available
+
+    return "cuda" if cuda_available() else "cpu"

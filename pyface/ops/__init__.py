@@ -1,0 +1,6 @@
+"""pyface kernels: validated Python entry points over the C++/CUDA extension,
+registered as torch.library custom ops (autograd, torch.compile, opcheck)."""
+from pyface.ops._ext import cuda_available
+from pyface.ops.lpmc import default_chunk_size, lpmc_loss, pose_margin
+
+__all__ = ["cuda_available", "default_chunk_size", "lpmc_loss", "pose_margin"]

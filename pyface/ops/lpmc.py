@@ -1,0 +1,245 @@
+"""Large-pose margin cosine (LPMC) softmax loss, Eq. 10 of Lee et al. 2024.
+
+The B x C logits are never materialised: classes are processed in chunks. For a
+chunk the raw products x @ w_c^T go to a float32 buffer (the vendor BLAS through
+torch), and a fused C++/CUDA epilogue applies both normalisations, the margin,
+and the online log-sum-exp (forward) or the exact gradient coefficients through
+the normalisations (backward). Memory beyond inputs and gradients: O(B * chunk).
+"""
+from __future__ import annotations
+
+import torch
+
+from pyface.ops import _validate as V
+from pyface.ops._ext import call, dtype_code, ptr
+
+__all__ = ["lpmc_loss", "pose_margin", "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
+
+POSE_MARGIN_M1 = 0.3
+POSE_MARGIN_M2 = 0.7
+_NORM_EPS = 1e-12
+# Target size of the float32 chunk buffer (elements); ~16 MiB keeps it in cache on
+# CPU and large enough for full-speed GEMMs on GPU.
+_CHUNK_ELEMS_CPU = 1 << 21
+_CHUNK_ELEMS_CUDA = 1 << 24
+
+
+def pose_margin(pose_deg: torch.Tensor, m1: float = POSE_MARGIN_M1, m2: float = POSE_MARGIN_M2) -> torch.Tensor:
+    """Per-sample margin m1 + m2 * gamma_P with gamma_P = clamp((|yaw|+|pitch|+|roll|)/180, 0, 1).
+
+    pose_deg: [B, 3] (yaw, pitch, roll) in degrees. Returns float32 [B].
+    """
+    V.tensor("pose_deg", pose_deg, dtypes=(torch.float32, torch.float64, torch.float16, torch.bfloat16), ndim=2)
+    V.shape("pose_deg", pose_deg, (None, 3))
+    V.number("m1", m1)
+    V.number("m2", m2)
+    gamma = (pose_deg.float().abs().sum(dim=1) / 180.0).clamp(0.0, 1.0)
+    return m1 + m2 * gamma
+
+
+def default_chunk_size(batch: int, num_classes: int, device: torch.device) -> int:
+    budget = _CHUNK_ELEMS_CUDA if device.type == "cuda" else _CHUNK_ELEMS_CPU
+    chunk = max(256, budget // max(batch, 1))
+    return int(max(1, min(num_classes, chunk)))
+
+
+def _acc_dtype(t: torch.Tensor) -> torch.dtype:
+    """Accumulation type of the epilogues: float64 for float64 inputs, else float32."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def _inv_norm(t: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(t.shape[0], dtype=_acc_dtype(t), device=t.device)
+    if t.shape[0]:
+        call("row_inv_norm", t.device, ptr(t), t.shape[0], t.shape[1], dtype_code(t), _NORM_EPS, ptr(out))
+    return out
+
+
+def _raw_chunk(flat: torch.Tensor, x: torch.Tensor, w_c: torch.Tensor) -> torch.Tensor:
+    """[B, n] = x @ w_c^T in the accumulation type, written into the front of ``flat``."""
+    B, n = x.shape[0], w_c.shape[0]
+    out = flat[: B * n].view(B, n)
+    if x.dtype == flat.dtype:
+        torch.mm(x, w_c.t(), out=out)
+    elif x.device.type == "cuda":
+        try:  # fp32 output straight from the tensor cores (torch >= 2.8)
+            out.copy_(torch.mm(x, w_c.t(), out_dtype=torch.float32))
+        except (TypeError, RuntimeError, NotImplementedError):
+            out.copy_(torch.mm(x, w_c.t()))
+    else:  # CPU half types: compute in float32
+        torch.mm(x.float(), w_c.float().t(), out=out)
+    return out
+
+
+def _scalars(scale, margin_type, ignore_index):
+    return float(scale), margin_type == "arc", int(ignore_index)
+
+
+@torch.library.custom_op("pyface::lpmc_fwd", mutates_args=())
+def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, scale: float,
+              arc: bool, ignore_index: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (per-row loss [B], lse [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
+    B, C = x.shape[0], w.shape[0]
+    dev, acc = x.device, _acc_dtype(x)
+    _check_values(labels, margins, C, ignore_index)
+    margins = margins.to(acc).contiguous()
+    inx, inw = _inv_norm(x), _inv_norm(w)
+    run_max = torch.full((B,), float("-inf"), dtype=acc, device=dev)
+    run_sum = torch.zeros(B, dtype=acc, device=dev)
+    tgt = torch.zeros(B, dtype=acc, device=dev)
+    if B and C:
+        flat = torch.empty(B * min(chunk_size, C), dtype=acc, device=dev)
+        for c0 in range(0, C, chunk_size):
+            w_c = w[c0:c0 + chunk_size]
+            buf = _raw_chunk(flat, x, w_c)
+            call("lpmc_fwd_chunk", dev, acc == torch.float64, ptr(buf), B, w_c.shape[0], c0, ptr(inx),
+                 ptr(inw) + inw.element_size() * c0, ptr(labels), ptr(margins), scale, arc, ignore_index,
+                 ptr(run_max), ptr(run_sum), ptr(tgt))
+    lse = run_max + torch.log(run_sum)
+    valid = labels != ignore_index
+    rows = torch.where(valid, lse - tgt, torch.zeros_like(lse))
+    return rows, lse, inx, inw
+
+
+@_lpmc_fwd.register_fake
+def _(x, w, labels, margins, scale, arc, ignore_index, chunk_size):
+    B, C = x.shape[0], w.shape[0]
+    f = lambda n: x.new_empty((n,), dtype=_acc_dtype(x))  # noqa: E731
+    return f(B), f(B), f(B), f(C)
+
+
+@torch.library.custom_op("pyface::lpmc_bwd", mutates_args=())
+def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor,
+              lse: torch.Tensor, inx: torch.Tensor, inw: torch.Tensor, scale: float, arc: bool, ignore_index: int,
+              chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact gradients (dx [B, D], dw [C, D]) in the input dtypes."""
+    B, D = x.shape
+    C = w.shape[0]
+    dev, acc = x.device, _acc_dtype(x)
+    f64 = acc == torch.float64
+    grad_rows = grad_rows.to(acc).contiguous()
+    margins = margins.to(acc).contiguous()
+    dx_acc = torch.zeros(B, D, dtype=acc, device=dev)
+    rx = torch.zeros(B, dtype=acc, device=dev)
+    dw = torch.empty_like(w)
+    half_cuda = dev.type == "cuda" and x.dtype in (torch.float16, torch.bfloat16)
+    if B and C:
+        n_max = min(chunk_size, C)
+        flat = torch.empty(B * n_max, dtype=acc, device=dev)
+        rw_all = torch.empty(n_max, dtype=acc, device=dev)
+        extra = ()
+        if dev.type == "cuda":
+            scratch = torch.empty(B * ((n_max + 31) // 32), dtype=acc, device=dev)
+            extra = (ptr(scratch),)
+        x_acc = x.to(acc)
+        for c0 in range(0, C, chunk_size):
+            w_c = w[c0:c0 + chunk_size]
+            n = w_c.shape[0]
+            buf = _raw_chunk(flat, x, w_c)
+            rw = rw_all[:n]
+            call("lpmc_bwd_chunk", dev, f64, ptr(buf), B, n, c0, ptr(inx), ptr(inw) + inw.element_size() * c0,
+                 ptr(labels), ptr(margins), scale, arc, ignore_index, ptr(lse), ptr(grad_rows), ptr(rx), ptr(rw),
+                 *extra)
+            # buf now holds H = G / (|x_i| |w_j|); dx += H @ w_c, dw_c = H^T @ x - rw * w_c.
+            w_acc = w_c.to(acc)
+            if half_cuda:  # tensor-core products in the input dtype, fp32 accumulation
+                h = buf.to(x.dtype)
+                dx_acc.add_(torch.mm(h, w_c))
+                dw_c = torch.mm(h.t(), x).to(acc)
+            else:
+                dx_acc.addmm_(buf, w_acc)
+                dw_c = torch.mm(buf.t(), x_acc)
+            dw_c.addcmul_(w_acc, rw[:, None], value=-1.0)
+            dw[c0:c0 + n].copy_(dw_c)
+    dx_acc.addcmul_(x.to(acc), rx[:, None], value=-1.0)
+    return dx_acc.to(x.dtype), dw
+
+
+@_lpmc_bwd.register_fake
+def _(grad_rows, x, w, labels, margins, lse, inx, inw, scale, arc, ignore_index, chunk_size):
+    return torch.empty_like(x), torch.empty_like(w)
+
+
+def _setup_context(ctx, inputs, output):
+    x, w, labels, margins, scale, arc, ignore_index, chunk_size = inputs
+    _, lse, inx, inw = output
+    ctx.save_for_backward(x, w, labels, margins, lse, inx, inw)
+    ctx.args = (scale, arc, ignore_index, chunk_size)
+
+
+def _backward(ctx, grad_rows, _g_lse, _g_inx, _g_inw):
+    x, w, labels, margins, lse, inx, inw = ctx.saved_tensors
+    dx, dw = torch.ops.pyface.lpmc_bwd(grad_rows, x, w, labels, margins, lse, inx, inw, *ctx.args)
+    return dx, dw, None, None, None, None, None, None
+
+
+_lpmc_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check_values(labels: torch.Tensor, margins: torch.Tensor, num_classes: int, ignore_index: int) -> None:
+    """Value checks (one host sync); run inside the op so they also hold under torch.compile."""
+    if labels.numel() == 0:
+        return
+    valid = labels != ignore_index
+    bad_label = (valid & ((labels < 0) | (labels >= num_classes))).any()
+    bad_margin = ~torch.isfinite(margins).all()
+    flags = torch.stack([bad_label, bad_margin]).tolist()
+    if flags[0]:
+        first = labels[valid & ((labels < 0) | (labels >= num_classes))][0].item()
+        raise ValueError(f"labels must be in [0, {num_classes}) or equal ignore_index={ignore_index}; found {first}")
+    if flags[1]:
+        raise ValueError("margins contains non-finite values (nan or inf)")
+
+
+def lpmc_loss(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, *,
+              scale: float = 64.0, margin_type: str = "cosine", ignore_index: int = -1, reduction: str = "mean",
+              chunk_size: int | None = None) -> torch.Tensor:
+    """Fused LPMC margin-softmax cross-entropy (Eq. 10).
+
+    embeddings: [B, D] float32/bfloat16/float16; weight: [C, D] class centres of the
+    same dtype; labels: [B] int64 (rows equal to ``ignore_index`` contribute 0 and are
+    left out of the mean); margins: [B] per-sample margins (see :func:`pose_margin`).
+    Both embeddings and weight rows are L2-normalised inside. ``margin_type``:
+    "cosine" -> target logit s*(cos - m); "arc" -> s*cos(theta + m) with the
+    s*(cos - m*sin m) fallback where theta + m >= pi. Returns float32: a scalar for
+    "mean"/"sum" (mean over non-ignored rows, 0 if none), [B] for "none".
+    Gradients are exact through both normalisations; none for labels or margins.
+    """
+    V.tensor("embeddings", embeddings, dtypes=V.FLOAT_DTYPES + (torch.float64,), ndim=2)
+    V.tensor("weight", weight, dtypes=V.FLOAT_DTYPES + (torch.float64,), ndim=2)
+    V.tensor("labels", labels, dtypes=(torch.int64,), ndim=1)
+    V.tensor("margins", margins, dtypes=(torch.float32, torch.float64, torch.float16, torch.bfloat16), ndim=1)
+    if weight.dtype != embeddings.dtype:
+        raise TypeError(f"weight dtype {weight.dtype} must match embeddings dtype {embeddings.dtype}")
+    B, D = embeddings.shape
+    if weight.shape[1] != D:
+        raise ValueError(f"weight must have shape [C, {D}] to match embeddings [B, {D}], got {list(weight.shape)}")
+    if labels.shape[0] != B:
+        raise ValueError(f"labels must have shape [{B}] (batch of embeddings), got {list(labels.shape)}")
+    if margins.shape[0] != B:
+        raise ValueError(f"margins must have shape [{B}] (batch of embeddings), got {list(margins.shape)}")
+    if D == 0:
+        raise ValueError("embeddings must have a non-zero embedding dimension")
+    dev = V.same_device(embeddings=embeddings, weight=weight, labels=labels, margins=margins)
+    V.number("scale", scale, lo=0.0, lo_open=True)
+    V.choice("margin_type", margin_type, ("cosine", "arc"))
+    V.choice("reduction", reduction, ("mean", "sum", "none"))
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    C = weight.shape[0]
+    if chunk_size is None:
+        chunk_size = default_chunk_size(B, C, dev)
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    # A non-contiguous weight (e.g. a transposed view) would make the kernels read the
+    # wrong elements: the copy is explicit and only of what is needed.
+    x = embeddings.contiguous()
+    w = weight.contiguous()
+    s, arc, ign = _scalars(scale, margin_type, ignore_index)
+    rows, _, _, _ = torch.ops.pyface.lpmc_fwd(x, w, labels.contiguous(), margins.contiguous(), s, arc, ign,
+                                              int(chunk_size))
+    if reduction == "none":
+        return rows
+    if reduction == "sum":
+        return rows.sum()
+    return rows.sum() / (labels != ignore_index).sum().clamp(min=1)

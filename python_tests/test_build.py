@@ -1,0 +1,38 @@
+"""The installed package and its extension."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import pyface
+from pyface.ops import _ext
+
+
+def test_extension_loads_and_reports_backends():
+    assert isinstance(_ext._C.with_cuda, bool)
+    assert hasattr(_ext._C, "lpmc_fwd_chunk_cpu")
+    if _ext._C.with_cuda:
+        assert hasattr(_ext._C, "lpmc_fwd_chunk_cuda")
+
+
+@pytest.mark.skipif(os.environ.get("PYFACE_TEST_INSTALLED") != "1", reason="only when testing an installed wheel")
+def test_tests_run_against_installed_package_not_source_tree():
+    repo_pkg = Path(__file__).resolve().parents[1] / "pyface"
+    assert Path(pyface.__file__).resolve().parent != repo_pkg
+
+
+def test_thread_count_follows_torch():
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _ext.sync_num_threads()
+        assert _ext._C.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(old)
+        _ext.sync_num_threads()
+
+
+def test_unsupported_device_is_rejected():
+    with pytest.raises(ValueError, match="cpu or cuda"):
+        _ext.call("row_inv_norm", torch.device("meta"))
