@@ -30,6 +30,24 @@ def device_name(device: torch.device | str) -> str:
     return f"{name} ({torch.get_num_threads()} threads)"
 
 
+def _pin_malloc_mmap_threshold() -> None:
+    """glibc raises its mmap threshold after large frees, so freed buffers stay
+    resident and RSS stops tracking live memory. A fixed threshold keeps every
+    large allocation on mmap/munmap, which makes peak RSS a fair CPU memory metric."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 17)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 17)
+    except (OSError, AttributeError):
+        pass
+
+
+_pin_malloc_mmap_threshold()
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
