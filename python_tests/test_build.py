@@ -22,6 +22,12 @@ def test_tests_run_against_installed_package_not_source_tree():
     assert Path(pyface.__file__).resolve().parent != repo_pkg
 
 
+@pytest.mark.skipif(os.environ.get("PYFACE_EXPECT_CUDA_BACKEND") != "1", reason="set by CI when nvcc is present")
+def test_wheel_built_with_cuda_backend_when_nvcc_present():
+    assert _ext._C.with_cuda
+    assert hasattr(_ext._C, "lpmc_bwd_chunk_cuda")
+
+
 def test_thread_count_follows_torch():
     old = torch.get_num_threads()
     try:
