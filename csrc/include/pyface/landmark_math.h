@@ -36,16 +36,20 @@ PYFACE_HD T wing_c(T w, T eps) {
 // Wing(a) for a = |d| >= 0; log1p is passed in so the CPU can use a vectorisable one.
 template <typename T, typename Log1p>
 PYFACE_HD T wing(T a, T w, T inv_eps, T C, Log1p log1p_fn) {
-  return a < w ? w * log1p_fn(a * inv_eps) : a - C;
+  const T inner = w * log1p_fn(a * inv_eps);
+  return a < w ? inner : a - C;
 }
 
 // d/dd [Wing(|d|) + lam d^2] (before the 1/136 of the mean). Zero Wing slope at d = 0,
 // as torch.abs's subgradient.
 template <typename T>
 PYFACE_HD T coord_grad(T d, T w, T eps, T lam) {
+  // Computed unconditionally and selected (no division under a branch) so the host
+  // compiler can vectorise without masked instructions.
   const T a = fabs(d);
-  const T slope = a < w ? w / (eps + a) : T(1);
-  const T sgn = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+  const T inner = w / (eps + a);
+  const T slope = a < w ? inner : T(1);
+  const T sgn = static_cast<T>(d > T(0)) - static_cast<T>(d < T(0));
   return slope * sgn + T(2) * lam * d;
 }
 
