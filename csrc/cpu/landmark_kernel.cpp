@@ -1,9 +1,3 @@
-// The Wing branches select between a division/log and a linear term; GCC only
-// if-converts (vectorises) such selects without FP-trap semantics. The kernels
-// never rely on floating-point traps or errno.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math", "no-math-errno")
-#endif
 #include <atomic>
 #include <cmath>
 
@@ -12,14 +6,6 @@
 #include "pyface/geometry_math.h"
 #include "pyface/landmark_math.h"
 #include "pyface/parallel.h"
-
-// PYFACE_CPU_CLONES plus an AVX2 clone: the Wing log and the finiteness checks need
-// 256-bit integer lanes, which the "fma" (AVX) clone lacks.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define LANDMARK_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "fma", "default")))
-#else
-#define LANDMARK_CPU_CLONES PYFACE_CPU_CLONES
-#endif
 
 namespace pyface {
 
@@ -36,7 +22,7 @@ struct Log1p {
 // Wing and squared-error sums over one sample's 136 coordinates; fin_p / fin_t stay 0
 // unless pred / target hold a non-finite value (x - x is nan for inf and nan).
 template <typename T>
-LANDMARK_CPU_CLONES void row_sums(const T* __restrict p, const T* __restrict t, T w, T inv_eps, T C, T* wing_sum,
+PYFACE_CPU_CLONES void row_sums(const T* __restrict p, const T* __restrict t, T w, T inv_eps, T C, T* wing_sum,
                                 T* sq_sum, T* fin_p, T* fin_t) {
   T sw = 0, sm = 0, fp = 0, ft = 0;
 #pragma omp simd reduction(+ : sw, sm, fp, ft)
@@ -76,7 +62,7 @@ inline T centre_and_inv_norm(T* __restrict u, T* __restrict v) {
 }
 
 template <typename T>
-LANDMARK_CPU_CLONES T dynamic_lambda(const T* pred, const T* pose, const T* shape) {
+PYFACE_CPU_CLONES T dynamic_lambda(const T* pred, const T* pose, const T* shape) {
   T R[9];
   geometry::euler_to_matrix<T>(pose[0], pose[1], pose[2], R);
   alignas(64) T pu[kPoints], pv[kPoints], qu[kPoints], qv[kPoints];
@@ -96,7 +82,7 @@ LANDMARK_CPU_CLONES T dynamic_lambda(const T* pred, const T* pose, const T* shap
 }
 
 template <typename T>
-LANDMARK_CPU_CLONES void row_grad(const T* __restrict p, const T* __restrict t, T* __restrict g, T scale, T w, T eps,
+PYFACE_CPU_CLONES void row_grad(const T* __restrict p, const T* __restrict t, T* __restrict g, T scale, T w, T eps,
                                 T lam) {
 #pragma omp simd
   for (int j = 0; j < kCoords; ++j) g[j] = scale * landmark::coord_grad<T>(p[j] - t[j], w, eps, lam);

@@ -6,9 +6,10 @@
 #include <vector>
 
 // Hot CPU loops are compiled for several ISAs and picked at load time, so one
-// wheel runs everywhere and still uses AVX/FMA/AVX-512 where present.
+// wheel runs everywhere and still uses AVX-512 / AVX2+FMA where present. The
+// AVX2 clone matters: the vectorised exp/log bit tricks need 256-bit integer ops.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define PYFACE_CPU_CLONES __attribute__((target_clones("avx512f", "fma", "default")))
+#define PYFACE_CPU_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "fma", "default")))
 #else
 #define PYFACE_CPU_CLONES
 #endif
