@@ -2,5 +2,6 @@
 registered as torch.library custom ops (autograd, torch.compile, opcheck)."""
 from pyface.ops._ext import cuda_available
 from pyface.ops.lpmc import default_chunk_size, lpmc_loss, pose_margin
+from pyface.ops.selective_fit import selective_fit
 
-__all__ = ["cuda_available", "default_chunk_size", "lpmc_loss", "pose_margin"]
+__all__ = ["cuda_available", "default_chunk_size", "lpmc_loss", "pose_margin", "selective_fit"]
