@@ -119,3 +119,58 @@ def selective_fit_reference(samples: torch.Tensor, poses: torch.Tensor, valid: t
     p0 = torch.where(S[:, :, None], poses.to(x.dtype), torch.zeros((), dtype=x.dtype, device=x.device))
     pose = (p0 * w[:, :, None]).sum(dim=1) / n.to(x.dtype)[:, None]
     return mean, pose, accepted, S
+
+
+# ---------------------------------------------------------------- cosine duplicate search
+
+
+def _dups_sort(pairs: torch.Tensor, nb: int, *vals):
+    order = torch.argsort(pairs[:, 0] * max(nb, 1) + pairs[:, 1])
+    return (pairs[order],) + tuple(v[order] for v in vals)
+
+
+def cosine_duplicates_reference(a: torch.Tensor, b: torch.Tensor | None, threshold: float, *,
+                                a2: torch.Tensor | None = None, b2: torch.Tensor | None = None,
+                                threshold2: float | None = None):
+    """Brute force: the full Na x Nb cosine matrix (float64), then the threshold(s).
+    b=None: pairs i < j within a. Returns (pairs [K, 2] int64, sim [K], sim2 [K] or None)."""
+    def cos(x, y):
+        x = torch.nn.functional.normalize(x.double(), dim=1)
+        y = torch.nn.functional.normalize(y.double(), dim=1)
+        return x @ y.t()
+
+    self_search = b is None
+    c = cos(a, a if self_search else b)
+    mask = c >= threshold
+    c2 = None
+    if a2 is not None:
+        c2 = cos(a2, a2 if self_search else b2)
+        mask &= c2 >= threshold2
+    if self_search:
+        mask = torch.triu(mask, diagonal=1)
+    pairs = mask.nonzero()
+    sim = c[pairs[:, 0], pairs[:, 1]]
+    sim2 = c2[pairs[:, 0], pairs[:, 1]] if c2 is not None else None
+    return pairs, sim, sim2
+
+
+def cosine_duplicates_blocked_reference(a: torch.Tensor, b: torch.Tensor | None, threshold: float, *,
+                                        block: int = 4096):
+    """Blocked PyTorch search in one space: normalise, then per row block of a
+    matmul + nonzero (memory O(block * Nb)). Returns (pairs [K, 2], sim [K] float32)."""
+    self_search = b is None
+    an = torch.nn.functional.normalize(a.float() if a.device.type == "cpu" else a, dim=1)
+    bn = an if self_search else torch.nn.functional.normalize(b.float() if b.device.type == "cpu" else b, dim=1)
+    out_p, out_s = [], []
+    for i0 in range(0, an.shape[0], block):
+        c = (an[i0:i0 + block] @ bn.t()).float()
+        m = c >= threshold
+        if self_search:
+            m = torch.triu(m, diagonal=i0 + 1)
+        idx = m.nonzero()
+        out_s.append(c[idx[:, 0], idx[:, 1]])
+        idx[:, 0] += i0
+        out_p.append(idx)
+    if not out_p:
+        return torch.empty(0, 2, dtype=torch.int64, device=a.device), torch.empty(0, device=a.device)
+    return torch.cat(out_p), torch.cat(out_s)
