@@ -20,4 +20,6 @@ PYBIND11_MODULE(_C, m) {
   pyface::bind_common(m);
   pyface::bind_lpmc(m);
   pyface::bind_landmark(m);
+  pyface::bind_selective_fit(m);
+  pyface::bind_cosine_dups(m);
 }

@@ -6,4 +6,6 @@ namespace pyface {
 void bind_common(pybind11::module_& m);
 void bind_lpmc(pybind11::module_& m);
 void bind_landmark(pybind11::module_& m);
+void bind_selective_fit(pybind11::module_& m);
+void bind_cosine_dups(pybind11::module_& m);
 }  // namespace pyface

@@ -119,3 +119,131 @@ def landmark_loss_reference(pred: torch.Tensor, target: torch.Tensor, pose: torc
 def pose_loss_reference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 2: mean absolute error over the batch and the three angles."""
     return (pred - target).abs().mean()
+
+
+# ---------------------------------------------------------------- selective fitting
+
+
+def selective_fit_loop_reference(samples, poses, valid, face_size, *, threshold: float = 0.05, keep: int = 3,
+                                 min_samples: int = 2):
+    """Per-image NumPy loop of the selective-fitting rules (see pyface.ops.selective_fit),
+    computed in float64. Inputs are NumPy arrays (or anything np.asarray takes);
+    returns NumPy (landmarks [B, P, 2], pose [B, 3], accepted [B], kept [B, N])."""
+    import numpy as np
+
+    samples = np.asarray(samples, dtype=np.float64)
+    poses = np.asarray(poses, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    face_size = np.asarray(face_size, dtype=np.float64)
+    B, N, P, _ = samples.shape
+    landmarks = np.full((B, P, 2), np.nan)
+    pose = np.full((B, 3), np.nan)
+    accepted = np.zeros(B, dtype=bool)
+    kept = np.zeros((B, N), dtype=bool)
+    for b in range(B):
+        x, pz = samples[b], poses[b]
+        finite = np.isfinite(x).all(axis=(1, 2)) & np.isfinite(pz).all(axis=1)
+        S = [s for s in range(N) if valid[b, s] and finite[s]]
+        while len(S) > keep:
+            mean = x[S].mean(axis=0)
+            d = np.sqrt(((x[S] - mean) ** 2).sum(axis=-1)).mean(axis=-1) / face_size[b]
+            del S[int(np.argmax(d))]  # argmax: first maximum = lowest sample index
+        if not S:
+            continue
+        mean = x[S].mean(axis=0)
+        d = np.sqrt(((x[S] - mean) ** 2).sum(axis=-1)).mean(axis=-1) / face_size[b]
+        landmarks[b], pose[b] = mean, pz[S].mean(axis=0)
+        kept[b, S] = True
+        accepted[b] = len(S) >= min_samples and bool((d <= threshold).all())
+    return landmarks, pose, accepted, kept
+
+
+def selective_fit_reference(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor,
+                            *, threshold: float = 0.05, keep: int = 3, min_samples: int = 2):
+    """Vectorised PyTorch selective fitting over the whole batch (one removal step per
+    iteration for every image at once), in the inputs' floating dtype."""
+    B, N, P, _ = samples.shape
+    x = samples
+    finite = torch.isfinite(x).flatten(2).all(dim=2) & torch.isfinite(poses).all(dim=2)
+    S = valid & finite
+    x0 = torch.where(S[:, :, None, None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+    fs = face_size.to(x.dtype)[:, None]
+
+    def mean_and_dist(S):
+        n = S.sum(dim=1)
+        w = S.to(x.dtype)
+        mean = (x0 * w[:, :, None, None]).sum(dim=1) / n.to(x.dtype)[:, None, None]
+        d = torch.linalg.vector_norm(x0 - mean[:, None], dim=-1).mean(dim=-1) / fs
+        return n, mean, d
+
+    for _ in range(max(N - keep, 0)):
+        n, _, d = mean_and_dist(S)
+        active = n > keep
+        if not bool(active.any()):
+            break
+        d = torch.where(S, d, torch.full((), -float("inf"), dtype=d.dtype, device=d.device))
+        far = d.argmax(dim=1)  # first maximum: lowest sample index
+        drop = torch.zeros_like(S).scatter_(1, far[:, None], True) & active[:, None]
+        S = S & ~drop
+    n, mean, d = mean_and_dist(S)
+    within = torch.where(S, d <= threshold, torch.ones_like(S)).all(dim=1)
+    accepted = (n >= min_samples) & within
+    w = S.to(x.dtype)
+    p0 = torch.where(S[:, :, None], poses.to(x.dtype), torch.zeros((), dtype=x.dtype, device=x.device))
+    pose = (p0 * w[:, :, None]).sum(dim=1) / n.to(x.dtype)[:, None]
+    return mean, pose, accepted, S
+
+
+# ---------------------------------------------------------------- cosine duplicate search
+
+
+def _dups_sort(pairs: torch.Tensor, nb: int, *vals):
+    order = torch.argsort(pairs[:, 0] * max(nb, 1) + pairs[:, 1])
+    return (pairs[order],) + tuple(v[order] for v in vals)
+
+
+def cosine_duplicates_reference(a: torch.Tensor, b: torch.Tensor | None, threshold: float, *,
+                                a2: torch.Tensor | None = None, b2: torch.Tensor | None = None,
+                                threshold2: float | None = None):
+    """Brute force: the full Na x Nb cosine matrix (float64), then the threshold(s).
+    b=None: pairs i < j within a. Returns (pairs [K, 2] int64, sim [K], sim2 [K] or None)."""
+    def cos(x, y):
+        x = torch.nn.functional.normalize(x.double(), dim=1)
+        y = torch.nn.functional.normalize(y.double(), dim=1)
+        return x @ y.t()
+
+    self_search = b is None
+    c = cos(a, a if self_search else b)
+    mask = c >= threshold
+    c2 = None
+    if a2 is not None:
+        c2 = cos(a2, a2 if self_search else b2)
+        mask &= c2 >= threshold2
+    if self_search:
+        mask = torch.triu(mask, diagonal=1)
+    pairs = mask.nonzero()
+    sim = c[pairs[:, 0], pairs[:, 1]]
+    sim2 = c2[pairs[:, 0], pairs[:, 1]] if c2 is not None else None
+    return pairs, sim, sim2
+
+
+def cosine_duplicates_blocked_reference(a: torch.Tensor, b: torch.Tensor | None, threshold: float, *,
+                                        block: int = 4096):
+    """Blocked PyTorch search in one space: normalise, then per row block of a
+    matmul + nonzero (memory O(block * Nb)). Returns (pairs [K, 2], sim [K] float32)."""
+    self_search = b is None
+    an = torch.nn.functional.normalize(a.float() if a.device.type == "cpu" else a, dim=1)
+    bn = an if self_search else torch.nn.functional.normalize(b.float() if b.device.type == "cpu" else b, dim=1)
+    out_p, out_s = [], []
+    for i0 in range(0, an.shape[0], block):
+        c = (an[i0:i0 + block] @ bn.t()).float()
+        m = c >= threshold
+        if self_search:
+            m = torch.triu(m, diagonal=i0 + 1)
+        idx = m.nonzero()
+        out_s.append(c[idx[:, 0], idx[:, 1]])
+        idx[:, 0] += i0
+        out_p.append(idx)
+    if not out_p:
+        return torch.empty(0, 2, dtype=torch.int64, device=a.device), torch.empty(0, device=a.device)
+    return torch.cat(out_p), torch.cat(out_s)

@@ -1,0 +1,99 @@
+"""Batched selective fitting of landmark/pose pseudo-labels (Algorithm 1, lines
+17-33 of Lee et al. 2024).
+
+For each image, several augmented crops were run through the landmark nets; the
+samples are fitted one image at a time by a C++ loop per image (CPU, in parallel)
+or a warp per image (CUDA), all images in one call. The rules are in
+csrc/include/pyface/selective_fit_math.h and in :func:`selective_fit`. Inference
+only: no autograd.
+"""
+from __future__ import annotations
+
+import torch
+
+from pyface.ops import _validate as V
+from pyface.ops._ext import call, ptr
+
+__all__ = ["selective_fit", "SELECTIVE_FIT_THRESHOLD", "SELECTIVE_FIT_KEEP"]
+
+# Paper defaults: t_d = 0.05 (normalised mean error), keep at most 3 samples.
+SELECTIVE_FIT_THRESHOLD = 0.05
+SELECTIVE_FIT_KEEP = 3
+
+
+@torch.library.custom_op("pyface::selective_fit", mutates_args=())
+def _selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor,
+                   threshold: float, keep: int, min_samples: int
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, N, P, _ = samples.shape
+    dev, dt = samples.device, samples.dtype
+    if B and not bool(((face_size > 0) & torch.isfinite(face_size)).all()):
+        raise ValueError("face_size must be finite and > 0 for every image")
+    landmarks = torch.empty(B, P, 2, dtype=dt, device=dev)
+    pose = torch.empty(B, 3, dtype=dt, device=dev)
+    accepted = torch.empty(B, dtype=torch.bool, device=dev)
+    kept = torch.empty(B, N, dtype=torch.bool, device=dev)
+    if B:
+        call("selective_fit", dev, dt == torch.float64, ptr(samples), ptr(poses), ptr(valid), ptr(face_size),
+             B, N, P, threshold, keep, min_samples, ptr(landmarks), ptr(pose), ptr(accepted), ptr(kept))
+    return landmarks, pose, accepted, kept
+
+
+@_selective_fit.register_fake
+def _(samples, poses, valid, face_size, threshold, keep, min_samples):
+    B, N, P, _ = samples.shape
+    return (samples.new_empty((B, P, 2)), samples.new_empty((B, 3)), samples.new_empty((B,), dtype=torch.bool),
+            samples.new_empty((B, N), dtype=torch.bool))
+
+
+def _int(name: str, v, lo: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return int(v)
+
+
+def selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor, *,
+                  threshold: float = SELECTIVE_FIT_THRESHOLD, keep: int = SELECTIVE_FIT_KEEP, min_samples: int = 2
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fit one landmark/pose pseudo-label per image from N samples.
+
+    samples: [B, N, P, 2] landmarks (P = 68 for iBUG; (x, y) pixels), float32 or
+    float64 (float16/bfloat16 are computed in float32); poses: [B, N, 3]
+    (yaw, pitch, roll) in degrees; valid: [B, N] bool; face_size: [B] > 0, the
+    length (pixels) that normalises distances.
+
+    Per image, S = the valid samples whose landmarks and pose are all finite (NaN
+    samples are simply left out). The distance of a sample to a mean shape is the
+    mean over the P points of the Euclidean distance, divided by face_size. While
+    |S| > keep, the sample farthest from the mean of S is removed (ties: lowest
+    sample index). Returns (landmarks [B, P, 2], pose [B, 3], accepted [B] bool,
+    kept [B, N] bool): the mean of S (NaN where S is empty), accepted where
+    |S| >= min_samples and every sample of S is within ``threshold`` of that mean,
+    and kept = S. Floating outputs have the computation dtype. Deterministic.
+    """
+    floats = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+    V.tensor("samples", samples, dtypes=floats, ndim=4)
+    V.tensor("poses", poses, dtypes=floats, ndim=3)
+    V.tensor("valid", valid, dtypes=(torch.bool,), ndim=2)
+    V.tensor("face_size", face_size, dtypes=floats + (torch.int32, torch.int64), ndim=1)
+    B, N, P, two = samples.shape
+    if two != 2:
+        raise ValueError(f"samples must have shape [B, N, P, 2], got {list(samples.shape)}")
+    if P == 0:
+        raise ValueError("samples must have at least one landmark point (P > 0)")
+    V.shape("poses", poses, (B, N, 3))
+    V.shape("valid", valid, (B, N))
+    V.shape("face_size", face_size, (B,))
+    V.same_device(samples=samples, poses=poses, valid=valid, face_size=face_size)
+    threshold = V.number("threshold", threshold, lo=0.0)
+    keep = _int("keep", keep, 1)
+    min_samples = _int("min_samples", min_samples, 1)
+    if min_samples > keep:
+        raise ValueError(f"min_samples ({min_samples}) must be <= keep ({keep}): no image could be accepted")
+    dt = torch.float64 if samples.dtype == torch.float64 else torch.float32
+    # Explicit copies only where the kernel needs another dtype or layout.
+    return torch.ops.pyface.selective_fit(samples.to(dt).contiguous(), poses.to(dt).contiguous(),
+                                          valid.contiguous(), face_size.to(dt).contiguous(), threshold, keep,
+                                          min_samples)
