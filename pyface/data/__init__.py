@@ -26,11 +26,12 @@ from pyface.data.folder import ImageFolderFaces, write_image_folder
 from pyface.data.manifest import MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest
 from pyface.data.recordio import RecordIOFaces, RecordIOReader, RecordIOWriter, write_recordio
 from pyface.data.sample import MIRROR_68, DataError, check_sample, make_sample, mirror_landmarks
+from pyface.data.synthetic import SyntheticFaces
 from pyface.data.w300lp import W300LP, write_300wlp
 
 __all__ = [
     "transforms", "ImageFolderFaces", "write_image_folder", "MANIFEST_SCHEMA", "ManifestDataset",
     "read_manifest", "write_manifest", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks",
-    "W300LP", "write_300wlp",
+    "W300LP", "write_300wlp", "SyntheticFaces",
 ]

@@ -21,6 +21,8 @@ import math
 import numpy as np
 import torch
 
+from pyface.data_files.mean_shape_68 import IBUG68_FLIP
+
 __all__ = [
     "NUM_LANDMARKS", "MIRROR_68", "DataError", "make_sample", "check_sample",
     "label_problem", "mirror_landmarks", "unknown_landmarks", "unknown_pose",
@@ -29,24 +31,10 @@ __all__ = [
 NUM_LANDMARKS = 68
 
 
-def _mirror_map() -> tuple[int, ...]:
-    pairs = [(i, 16 - i) for i in range(17)]                    # jaw
-    pairs += [(17 + i, 26 - i) for i in range(5)]              # brows
-    pairs += [(27, 27), (28, 28), (29, 29), (30, 30)]          # nose bridge
-    pairs += [(31, 35), (32, 34), (33, 33)]                    # nostrils
-    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
-    pairs += [(48, 54), (49, 53), (50, 52), (51, 51), (55, 59), (56, 58), (57, 57)]  # outer lip
-    pairs += [(60, 64), (61, 63), (62, 62), (65, 67), (66, 66)]  # inner lip
-    m = [-1] * NUM_LANDMARKS
-    for a, b in pairs:
-        m[a], m[b] = b, a
-    assert -1 not in m
-    return tuple(m)
-
-
 #: ``MIRROR_68[i]`` is the iBUG index that point ``i`` becomes after a horizontal flip
-#: (left eye <-> right eye, ...). The single definition in pyface.
-MIRROR_68: tuple[int, ...] = _mirror_map()
+#: (left eye <-> right eye, ...). Defined once, next to the mean shape, in
+#: ``pyface.data_files.mean_shape_68.IBUG68_FLIP`` (pyface.geometry uses the same table).
+MIRROR_68: tuple[int, ...] = tuple(int(i) for i in IBUG68_FLIP)
 
 
 class DataError(ValueError):

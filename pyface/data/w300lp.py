@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from pyface import geometry
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError, mirror_landmarks
 
@@ -32,16 +33,15 @@ LANDMARK_KINDS = ("pt2d", "pts_2d", "pts_3d")
 
 
 def pose_from_pose_para(pose_para) -> np.ndarray:
-    """300W-LP / AFLW2000-3D ``Pose_Para[:3]`` (pitch, yaw, roll) radians ->
-    (yaw, pitch, roll) degrees."""
-    p = np.asarray(pose_para, dtype=np.float64).reshape(-1)
-    return np.degrees(np.array([p[1], p[0], p[2]]))
+    """300W-LP ``Pose_Para`` (pitch, yaw, roll radians first) -> (yaw, pitch, roll) degrees
+    (float64 numpy; the conversion itself is :func:`pyface.geometry.pose_from_pose_para`)."""
+    return geometry.pose_from_pose_para(np.asarray(pose_para, dtype=np.float64).reshape(-1)[:3]).numpy()
 
 
 def pose_para_from_pose(pose_deg) -> np.ndarray:
-    """Inverse of :func:`pose_from_pose_para`: a 1x7 ``Pose_Para`` (translation 0, scale 1)."""
-    yaw, pitch, roll = np.radians(np.asarray(pose_deg, dtype=np.float64).reshape(3))
-    return np.array([[pitch, yaw, roll, 0.0, 0.0, 0.0, 1.0]])
+    """A 1x7 ``Pose_Para`` (translation 0, scale 1) for (yaw, pitch, roll) degrees."""
+    ppr = geometry.pose_para_from_pose(np.asarray(pose_deg, dtype=np.float64).reshape(3)).numpy()
+    return np.concatenate([ppr, [0.0, 0.0, 0.0, 1.0]])[None]
 
 
 def _loadmat(path: str) -> dict:
