@@ -73,6 +73,7 @@ class RecordIOWriter:
     mxnet's ``MXIndexedRecordIO``."""
 
     def __init__(self, rec_path: str, idx_path: str | None = None):
+        os.makedirs(os.path.dirname(os.path.abspath(rec_path)), exist_ok=True)
         self._f = open(rec_path, "wb")
         self._idx = open(idx_path, "w") if idx_path else None
 
@@ -174,6 +175,10 @@ class RecordIOReader:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def __del__(self):
+        if getattr(self, "_fh", None) is not None:
+            self.close()
 
 
 class RecordIOFaces(FaceDataset):
