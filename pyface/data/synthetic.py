@@ -70,6 +70,7 @@ _TRIS = _mesh()
 _NOSE = set(range(27, 36))
 _IS_NOSE = np.array([sum(int(v) in _NOSE for v in t) >= 2 for t in _TRIS])
 _SKIN_TRIS = _TRIS[~_IS_NOSE]
+_FACE_OUTLINE = np.array(list(range(17)) + list(range(68, 75)))  # jaw + forehead points
 
 # depth of the feature groups: eyes, brows, mouth, beard anchor, moustache anchor
 _GROUPS = np.zeros((7, 68))
@@ -283,6 +284,10 @@ class SyntheticFaces(torch.utils.data.Dataset):
         depth = tri3[:, :, 2].mean(1)
         tri_pts = ipts[_TRIS]
         skin = np.flatnonzero(vis & ~_IS_NOSE)
+        # under-fill the face silhouette so that rasterisation seams between triangles show skin
+        hull = cv2.convexHull(ipts[_FACE_OUTLINE])
+        cv2.fillConvexPoly(img, hull, shade(idn.skin, np.median(lam[vis]) if vis.any() else 0.5).tolist(),
+                           cv2.LINE_8, _SHIFT)
         for k in skin[np.argsort(-depth[skin])].tolist():
             cv2.fillConvexPoly(img, tri_pts[k], cols[k], cv2.LINE_8, _SHIFT)
         for tri, bary, rad in idn.moles:
@@ -328,8 +333,12 @@ class SyntheticFaces(torch.utils.data.Dataset):
         if self.noise > 0:
             sigma = u(0, self.noise)
             size = img.size
-            off = int(rng.integers(0, _NOISE.size - size))
-            noisy = img.reshape(-1) + sigma * _NOISE[off:off + size]
+            if size < _NOISE.size:
+                off = int(rng.integers(0, _NOISE.size - size))
+                bank = _NOISE[off:off + size]
+            else:
+                bank = rng.standard_normal(size, dtype=np.float32)
+            noisy = img.reshape(-1) + sigma * bank
             img = np.clip(noisy, 0, 255).astype(np.uint8).reshape(img.shape)
         return img, xy[:68].astype(np.float32), pose.astype(np.float32)
 
