@@ -108,3 +108,18 @@ def test_transform_and_dataloader():
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=8)))
     assert batch["image"].shape == (8, 3, 56, 56) and batch["landmarks"].shape == (8, 68, 2)
     assert batch["identity"].tolist() == [0] * 4 + [1] * 4
+
+
+def test_package_docstring_example_runs():
+    import re
+
+    import pyface.data
+
+    code = re.search(r"Example::\n\n(.*?)\n\n(?! )", pyface.data.__doc__, re.S).group(1)
+    code = "\n".join(line[4:] for line in code.splitlines())
+    ns = {}
+    exec(code, ns)
+    batch = ns["batch"]
+    assert batch["image"].shape == (64, 3, 112, 112) and batch["image"].dtype == torch.uint8
+    assert batch["landmarks"].shape == (64, 68, 2) and batch["pose"].shape == (64, 3)
+    assert int(ns["test"][0]["identity"]) == 200

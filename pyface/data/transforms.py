@@ -162,7 +162,7 @@ def hflip(sample: dict) -> dict:
     left/right index swap (``MIRROR_68``), yaw and roll negated."""
     out = dict(sample)
     w = sample["image"].shape[2]
-    out["image"] = sample["image"].flip(2).contiguous()
+    out["image"] = torch.from_numpy(np.ascontiguousarray(sample["image"].numpy()[:, :, ::-1]))
     out["landmarks"] = mirror_landmarks(sample["landmarks"], float(w))
     out["pose"] = sample["pose"] * torch.tensor([-1.0, 1.0, -1.0])
     return out
@@ -201,26 +201,27 @@ class ColorJitter:
         self.generator = generator
 
     def __call__(self, sample: dict) -> dict:
+        # numpy/OpenCV on HWC float32: no torch intra-op threads for these small images
         g = self.generator
-        img = sample["image"].float()
+        img = _hwc(sample["image"]).astype(np.float32)
         for k in torch.randperm(4, generator=g).tolist():
             if k == 0 and self.brightness > 0:
-                img = img * _uniform(max(0.0, 1 - self.brightness), 1 + self.brightness, g)
+                img *= _uniform(max(0.0, 1 - self.brightness), 1 + self.brightness, g)
             elif k == 1 and self.contrast > 0:
                 f = _uniform(max(0.0, 1 - self.contrast), 1 + self.contrast, g)
-                mean = _gray(img).mean()
+                mean = float(_gray(img).mean())
                 img = (img - mean) * f + mean
             elif k == 2 and self.saturation > 0:
                 f = _uniform(max(0.0, 1 - self.saturation), 1 + self.saturation, g)
-                gray = _gray(img)
+                gray = _gray(img)[..., None]
                 img = (img - gray) * f + gray
             elif k == 3 and self.hue > 0:
                 shift = _uniform(-self.hue, self.hue, g)
-                hsv = cv2.cvtColor(_hwc(img.clamp(0, 255).round().to(torch.uint8)), cv2.COLOR_RGB2HSV_FULL)
+                hsv = cv2.cvtColor(np.clip(img, 0, 255).round().astype(np.uint8), cv2.COLOR_RGB2HSV_FULL)
                 hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(round(shift * 256))) % 256
-                img = _chw(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)).float()
+                img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL).astype(np.float32)
         out = dict(sample)
-        out["image"] = img.clamp(0, 255).round().to(torch.uint8)
+        out["image"] = _chw(np.clip(img, 0, 255).round().astype(np.uint8))
         return out
 
     def __repr__(self):
@@ -228,5 +229,6 @@ class ColorJitter:
                 f"saturation={self.saturation}, hue={self.hue})")
 
 
-def _gray(img: torch.Tensor) -> torch.Tensor:
-    return (0.299 * img[0] + 0.587 * img[1] + 0.114 * img[2]).unsqueeze(0)
+def _gray(img: np.ndarray) -> np.ndarray:
+    """Luma of an HxWx3 RGB float image."""
+    return 0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]
