@@ -17,7 +17,7 @@ import torch
 
 from pyface.data.sample import DataError, label_problem, make_sample
 
-__all__ = ["FaceDataset", "decode_image"]
+__all__ = ["FaceDataset", "decode_image", "read_image"]
 
 
 def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:

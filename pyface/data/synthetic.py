@@ -105,11 +105,11 @@ class _Identity:
         x[:, 2] *= u(0.85, 1.15)
         jaw = u(0.8, 1.15)  # lower jaw width
         for k in range(17):
-            w = max(0.0, min(1.0, (x[k, 1] - 0.0) / 8.0))
+            w = max(0.0, min(1.0, x[k, 1] / 8.0))  # 0 above the mouth line, 1 at the chin
             x[k, 0] *= 1 + (jaw - 1) * w
-        x[8, 1] += u(-0.6, 0.8)  # chin length
-        x[7, 1] += 0.6 * (x[8, 1] - _MEAN[8, 1]) * 0.5
-        x[9, 1] = x[7, 1]
+        chin = u(-0.6, 0.8)  # chin length
+        x[8, 1] += chin
+        x[[7, 9], 1] += 0.3 * chin
         # eyes: spacing, size, height, tilt
         spacing, size, height, tilt = u(-0.6, 0.6), u(0.75, 1.3), u(-0.5, 0.5), u(-0.25, 0.25)
         for eye, sign in ((range(36, 42), -1), (range(42, 48), 1)):
@@ -135,10 +135,9 @@ class _Identity:
         mc = x[48:68].mean(0)
         x[48:68, 0] = mc[0] + (x[48:68, 0] - mc[0]) * mw
         x[48:68, 1] += mh
-        for outer, inner in ((range(49, 54), None), (range(55, 60), None)):
-            idx = list(outer)
-            cy = x[48:68, 1].mean()
-            x[idx, 1] = cy + (x[idx, 1] - cy) * lip
+        cy = x[48:68, 1].mean()
+        lips = list(range(49, 54)) + list(range(55, 60))  # outer lip, without the corners
+        x[lips, 1] = cy + (x[lips, 1] - cy) * lip
         # small per-point asymmetry
         x += rng.normal(0, 0.12, x.shape)
         self.shape = x
