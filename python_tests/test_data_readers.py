@@ -11,7 +11,7 @@ import torch
 
 from pyface.data import (DataError, ImageFolderFaces, ManifestDataset, RecordIOFaces, RecordIOReader,
                          RecordIOWriter, SyntheticFaces, W300LP, check_sample, read_manifest, write_300wlp,
-                         write_image_folder, write_manifest, write_recordio)
+                         write_image_folder, write_manifest, write_manifest_dataset, write_recordio)
 from pyface.data import transforms as T
 from pyface.data.recordio import MAGIC, pack_record, unpack_record
 from pyface.geometry import pose_para_from_pose
@@ -234,6 +234,17 @@ def test_manifest_round_trip_files_and_recordio(tmp_path, samples):
         assert got["source"] == src[i] and int(got["identity"]) == ident[i]
         torch.testing.assert_close(got["landmarks"], s["landmarks"])
         torch.testing.assert_close(got["pose"], s["pose"])
+        _close_images(got["image"], s["image"])
+
+
+def test_manifest_dataset_writer(tmp_path, samples):
+    path = write_manifest_dataset(tmp_path, samples)
+    ds = ManifestDataset(path)
+    assert len(ds) == len(samples)
+    for i, s in enumerate(samples):
+        got = ds[i]
+        assert got["source"] == "synthetic" and int(got["identity"]) == int(s["identity"])
+        torch.testing.assert_close(got["landmarks"], s["landmarks"])
         _close_images(got["image"], s["image"])
 
 

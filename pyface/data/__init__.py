@@ -23,7 +23,8 @@ Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insight
 """
 from pyface.data import transforms
 from pyface.data.folder import ImageFolderFaces, write_image_folder
-from pyface.data.manifest import MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest
+from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
+                                  write_manifest_dataset)
 from pyface.data.recordio import RecordIOFaces, RecordIOReader, RecordIOWriter, write_recordio
 from pyface.data.sample import MIRROR_68, DataError, check_sample, make_sample, mirror_landmarks
 from pyface.data.synthetic import SyntheticFaces
@@ -31,7 +32,7 @@ from pyface.data.w300lp import W300LP, write_300wlp
 
 __all__ = [
     "transforms", "ImageFolderFaces", "write_image_folder", "MANIFEST_SCHEMA", "ManifestDataset",
-    "read_manifest", "write_manifest", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
+    "read_manifest", "write_manifest", "write_manifest_dataset", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks",
     "W300LP", "write_300wlp", "SyntheticFaces",
 ]

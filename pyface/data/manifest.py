@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError
 
-__all__ = ["MANIFEST_SCHEMA", "MANIFEST_VERSION", "write_manifest", "read_manifest", "ManifestDataset"]
+__all__ = ["MANIFEST_SCHEMA", "MANIFEST_VERSION", "write_manifest", "write_manifest_dataset", "read_manifest",
+           "ManifestDataset"]
 
 MANIFEST_VERSION = 1
 _META = {
@@ -81,6 +82,23 @@ def write_manifest(path: str, image, identity, landmarks, pose, source) -> pa.Ta
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pq.write_table(table, path)
     return table
+
+
+def write_manifest_dataset(root: str, samples, name: str = "manifest.parquet", source: str | None = None) -> str:
+    """Write contract samples as JPEGs under ``root/images/<identity>/`` plus a manifest
+    ``root/<name>`` referencing them (relative paths). Returns the manifest path."""
+    import torch
+
+    from pyface.data.folder import write_image_folder
+
+    samples = list(samples)
+    rel = write_image_folder(os.path.join(root, "images"), samples)
+    path = os.path.join(root, name)
+    write_manifest(path, [os.path.join("images", r) for r in rel], [int(s["identity"]) for s in samples],
+                   torch.stack([s["landmarks"] for s in samples]).numpy(),
+                   torch.stack([s["pose"] for s in samples]).numpy(),
+                   [source or s["source"] for s in samples])
+    return path
 
 
 def read_manifest(path: str) -> pa.Table:
