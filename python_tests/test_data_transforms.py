@@ -141,6 +141,16 @@ def test_color_jitter_changes_colour_only():
     torch.testing.assert_close(j["landmarks"], s["landmarks"])
     torch.testing.assert_close(j["pose"], s["pose"])
     assert torch.equal(T.ColorJitter()(s)["image"], s["image"])
+    # brightness alone scales every pixel by one factor in [1 - b, 1 + b] (saturating)
+    grey = make_sample(np.full((8, 8, 3), 100, np.uint8))
+    for _ in range(5):
+        out = T.ColorJitter(brightness=0.5, generator=g)(grey)["image"].float()
+        assert out.std() == 0 and 50 <= float(out[0, 0, 0]) <= 150
+    # saturation 0 .. 0 makes the image grey
+    sat = T.ColorJitter(saturation=1.0, generator=torch.Generator().manual_seed(3))
+    outs = [sat(s)["image"].float() for _ in range(8)]
+    spread = [float((o.max(0).values - o.min(0).values).mean()) for o in outs]
+    assert min(spread) < max(spread)
 
 
 def test_transforms_do_not_modify_input_and_compose_collates():
