@@ -35,7 +35,8 @@ class ModelConfig:
     embedding_dim: int = 512
     dropout: float = 0.0
     layers: tuple[int, ...] | None = None   # override the block counts of ``arch``
-    pose_scale: float = 90.0
+    pose_scale: float = 3.0          # PoseHead out_scale (degrees)
+    landmark_scale: float = 1.0      # LandmarkHead out_scale (half image sides)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -98,7 +99,7 @@ class MultiTaskNet(nn.Module):
             if t == "fr":
                 self.heads[t] = EmbeddingHead(c, s, cfg.embedding_dim, cfg.dropout)
             elif t == "fld":
-                self.heads[t] = LandmarkHead(c, s, cfg.input_size)
+                self.heads[t] = LandmarkHead(c, s, cfg.input_size, cfg.landmark_scale)
             else:
                 self.heads[t] = PoseHead(c, s, cfg.pose_scale)
 
