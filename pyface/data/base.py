@@ -1,0 +1,100 @@
+"""Base class of the file-backed datasets: the bad-sample policy and label checks.
+
+``on_error="raise"`` (default): a corrupt/missing image or out-of-range labels raise
+:class:`~pyface.data.sample.DataError` naming the dataset, index, file and reason.
+``on_error="skip"``: the bad index is replaced by the next good one, the skip is
+recorded in ``dataset.skipped`` (``{index: reason}``) and reported with a warning
+(``warnings.warn``, so also from DataLoader worker processes, whose ``skipped`` dicts
+are their own). Nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import torch
+
+from pyface.data.sample import DataError, label_problem, make_sample
+
+__all__ = ["FaceDataset", "decode_image"]
+
+
+def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:
+    """Decode encoded image bytes (JPEG/PNG/...) to an HxWx3 RGB uint8 array or raise DataError."""
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if img is None:
+        raise DataError(f"{what}: cannot decode image ({buf.size} bytes)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
+    return decode_image(data, path)
+
+
+class FaceDataset(torch.utils.data.Dataset):
+    """Subclasses implement ``__len__``, ``_describe(i)`` (file name for messages) and
+    ``_load(i) -> (image HxWx3 RGB uint8, landmarks [68,2] or None, pose (yaw,pitch,roll)
+    deg or None, identity int)``, raising DataError for unusable samples."""
+
+    source = "faces"
+
+    def __init__(self, transform=None, on_error: str = "raise", check_labels: bool = True,
+                 landmark_margin: float = 0.5, max_angle: float = 180.0):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.transform = transform
+        self.on_error = on_error
+        self.check_labels = check_labels
+        self.landmark_margin = landmark_margin
+        self.max_angle = max_angle
+        self.skipped: dict[int, str] = {}
+
+    def _describe(self, i: int) -> str:
+        return f"#{i}"
+
+    def _load(self, i: int):
+        raise NotImplementedError
+
+    def _source(self, i: int) -> str:
+        return self.source
+
+    def _sample(self, i: int) -> dict:
+        try:
+            image, landmarks, pose, identity = self._load(i)
+        except DataError as exc:
+            raise DataError(f"{self._source(i)}[{i}] {exc}") from exc
+        if self.check_labels:
+            h, w = image.shape[:2]
+            why = label_problem(np.full((68, 2), np.nan) if landmarks is None else landmarks,
+                                np.full(3, np.nan) if pose is None else pose, identity, w, h,
+                                self.landmark_margin, self.max_angle)
+            if why is not None:
+                raise DataError(f"{self._source(i)}[{i}] {self._describe(i)}: {why}")
+        sample = make_sample(image, landmarks, pose, identity, self._source(i))
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {self.source} of length {n}")
+        index %= n
+        if self.on_error == "raise":
+            return self._sample(index)
+        for k in range(n):
+            i = (index + k) % n
+            if i in self.skipped:
+                continue
+            try:
+                return self._sample(i)
+            except DataError as exc:
+                self.skipped[i] = str(exc)
+                warnings.warn(f"skipping bad sample ({len(self.skipped)} skipped so far): {exc}",
+                              RuntimeWarning, stacklevel=2)
+        raise DataError(f"{self.source}: all {n} samples are bad (first: {next(iter(self.skipped.values()))})")

@@ -1,0 +1,73 @@
+"""Image-folder-per-identity datasets (VGGFace2 layout): ``root/<identity>/<image>``.
+
+Identities are the sub-folder names in sorted order (``dataset.classes``), numbered
+from 0; landmarks and pose are unknown (NaN).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from pyface.data.base import FaceDataset, read_image
+
+__all__ = ["ImageFolderFaces", "write_image_folder", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class ImageFolderFaces(FaceDataset):
+    source = "image_folder"
+
+    def __init__(self, root: str, transform=None, on_error: str = "raise",
+                 extensions: Iterable[str] = IMAGE_EXTENSIONS, source: str | None = None, **kw):
+        super().__init__(transform=transform, on_error=on_error, **kw)
+        self.root = str(root)
+        if source is not None:
+            self.source = source
+        if not os.path.isdir(self.root):
+            raise FileNotFoundError(f"image folder root not found: {self.root}")
+        exts = tuple(e.lower() for e in extensions)
+        self.classes = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
+        self.files: list[str] = []
+        self.labels: list[int] = []
+        for label, name in enumerate(self.classes):
+            d = os.path.join(self.root, name)
+            for f in sorted(os.listdir(d)):
+                if f.lower().endswith(exts):
+                    self.files.append(os.path.join(name, f))
+                    self.labels.append(label)
+        if not self.files:
+            raise FileNotFoundError(f"no images ({', '.join(exts)}) under {self.root}/<identity>/")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _describe(self, i: int) -> str:
+        return os.path.join(self.root, self.files[i])
+
+    def _load(self, i: int):
+        return read_image(self._describe(i)), None, None, self.labels[i]
+
+
+def write_image_folder(root: str, samples: Iterable[dict], ext: str = ".jpg", quality: int = 95) -> list[str]:
+    """Write contract samples as ``root/<identity as %06d>/<n>.jpg``; returns the paths
+    relative to ``root``."""
+    import cv2
+
+    os.makedirs(root, exist_ok=True)
+    counts: dict[int, int] = {}
+    paths = []
+    for s in samples:
+        ident = int(s["identity"])
+        if ident < 0:
+            raise ValueError("write_image_folder needs known identities (>= 0)")
+        k = counts.get(ident, 0)
+        counts[ident] = k + 1
+        rel = os.path.join(f"{ident:06d}", f"{k:04d}{ext}")
+        os.makedirs(os.path.join(root, f"{ident:06d}"), exist_ok=True)
+        rgb = s["image"].permute(1, 2, 0).numpy()
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext.lower() in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(os.path.join(root, rel), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
+            raise OSError(f"cannot write {os.path.join(root, rel)}")
+        paths.append(rel)
+    return paths
