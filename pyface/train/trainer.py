@@ -34,7 +34,8 @@ TRAIN_FIELDS = ["step", "epoch", "lr", "loss", "fr", "fld", "hpe", "images_per_s
 
 def build_dataset(spec):
     """A dataset object is returned as is; a dict ``{type: Name, **kwargs}`` calls
-    ``pyface.data.Name(**kwargs)``."""
+    ``pyface.data.Name(**kwargs)``; a ``transform`` list of ``{type: T, **kwargs}``
+    becomes ``pyface.data.transforms.Compose([T(**kwargs), ...])``."""
     if spec is None or not isinstance(spec, dict):
         return spec
     import pyface.data as D
@@ -43,6 +44,15 @@ def build_dataset(spec):
     name = kw.pop("type", None)
     if not name or not hasattr(D, name):
         raise ValueError(f"dataset type {name!r} is not in pyface.data")
+    if isinstance(kw.get("transform"), list):  # [{type: RandomFaceCrop, ...}, ...] -> transforms.Compose
+        ts = []
+        for t in kw["transform"]:
+            t = dict(t)
+            tname = t.pop("type", None)
+            if not tname or not hasattr(D.transforms, tname):
+                raise ValueError(f"transform type {tname!r} is not in pyface.data.transforms")
+            ts.append(getattr(D.transforms, tname)(**t))
+        kw["transform"] = D.transforms.Compose(ts)
     return getattr(D, name)(**kw)
 
 
