@@ -19,4 +19,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_num_threads", &pyface::get_num_threads);
   pyface::bind_common(m);
   pyface::bind_lpmc(m);
+  pyface::bind_landmark(m);
 }

@@ -5,4 +5,5 @@
 namespace pyface {
 void bind_common(pybind11::module_& m);
 void bind_lpmc(pybind11::module_& m);
+void bind_landmark(pybind11::module_& m);
 }  // namespace pyface

@@ -40,3 +40,51 @@ PYFACE_HD double vexpf(double x) {
 }
 
 }  // namespace pyface
+
+namespace pyface {
+
+// log1p() for x >= 0 that the host compiler can vectorise (Cephes logf polynomial,
+// log1p(x) = log(u) * x / (u - 1) with u = 1 + x to keep small x accurate); the
+// device uses log1pf. Relative error about 2e-7.
+PYFACE_HD float vlog1pf(float x) {
+#if defined(__CUDA_ARCH__)
+  return log1pf(x);
+#else
+  const float u = 1.0f + x;
+  int32_t bits;
+  std::memcpy(&bits, &u, 4);
+  float e = static_cast<float>(((bits >> 23) & 0xff) - 126);
+  bits = (bits & 0x807fffff) | 0x3f000000;  // mantissa in [0.5, 1)
+  float m;
+  std::memcpy(&m, &bits, 4);
+  const bool lo = m < 0.707106781186547524f;
+  e = lo ? e - 1.0f : e;
+  m = lo ? m + m - 1.0f : m - 1.0f;
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y += -2.12194440e-4f * e;
+  y += -0.5f * z;
+  const float lg = m + y + 0.693359375f * e;
+  const float den = u - 1.0f;
+  return den == 0.0f ? x : lg * (x / den);
+#endif
+}
+
+PYFACE_HD double vlog1pf(double x) {
+#if defined(__CUDA_ARCH__)
+  return log1p(x);
+#else
+  return std::log1p(x);
+#endif
+}
+
+}  // namespace pyface
