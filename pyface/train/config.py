@@ -41,7 +41,8 @@ DEFAULTS: dict = {
     "model": {"preset": None},      # preset name + ModelConfig overrides (tasks come from the recipe)
     "data": {"train": None, "val": None, "batch_size": 64, "num_workers": 0, "val_batch_size": 128},
     "loss": {"fused": True, "lambda_fld": 100.0, "lambda_hpe": 10.0, "scale": 64.0, "m1": 0.3, "m2": 0.7,
-             "margin_type": "cosine", "num_classes": None, "landmark_unit": None},
+             "margin_type": "cosine", "num_classes": None, "landmark_unit": None,
+             "wing_w": 10.0, "wing_eps": 2.0, "lambda_p": "dynamic"},
     "optim": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 20, "max_steps": None,
               "schedule": "exp", "gamma": 0.9, "warmup_steps": 0, "min_lr_ratio": 0.0, "grad_clip": None,
               "head_lr_mult": 1.0},

@@ -3,7 +3,8 @@
 - L_FR: :class:`pyface.nn.LPMCLoss` (owns the class centres), margins from the
   ground-truth pose; rows with unknown identity (-1) are ignored, rows with unknown
   pose get the base margin m1 (gamma_P = 0).
-- L_FLD: Wing + lambda_P * MSE (Eq. 3-9) over rows whose 68 landmarks are all known,
+- L_FLD: Wing + lambda_P * MSE (Eq. 3-9) over rows whose 68 landmarks (and, for the
+  dynamic lambda_P, pose) are known,
   on coordinates divided by the input side (``landmark_unit`` pixels; 1 = pixels).
   The paper's loss-convergence ratios (Table 10) put lambda1 * L_FLD at half of L_FR
   with lambda1 = 100, i.e. L_FLD ~ 1e-2: normalised coordinates, not pixels.
@@ -13,50 +14,15 @@ references with the same arguments (A/B runs). A term with no usable row is 0.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from pyface.nn import LPMCLoss
+from pyface.ops import landmark_loss, pose_loss
+from pyface.ops.reference import landmark_loss_reference, pose_loss_reference
 
 WING_W, WING_EPS = 10.0, 2.0
 LAMBDA_FLD, LAMBDA_HPE = 100.0, 10.0
-
-
-def _landmark_loss_fallback(pred, gt, pose, *, w=WING_W, eps=WING_EPS):
-    """Stand-in until pyface.ops.landmark_loss lands: Wing (per coordinate) + lambda_P * MSE
-    with lambda_P (Eq. 9, detached) the mean distance between the normalised projected
-    mean face L_P (Eq. 6-8, rotated by the gt pose) and the normalised prediction."""
-    from pyface.geometry import default_mean_shape, normalize_shape, project_shape
-
-    d = (pred - gt).abs()
-    c = w - w * math.log1p(w / eps)
-    wing = torch.where(d < w, w * torch.log1p(d / eps), d - c).mean()
-    mse = ((pred - gt) ** 2).mean()
-    lp = project_shape(default_mean_shape(pred.dtype, pred.device), pose.to(pred.dtype))
-    lam = (normalize_shape(lp) - normalize_shape(pred.detach())).norm(dim=2).mean()
-    return wing + lam * mse
-
-
-def _resolve_landmark_ops():
-    """(fused, reference) callables (pred [B,68,2], gt [B,68,2], pose [B,3]) -> scalar."""
-    try:
-        from pyface.ops import landmark_loss
-        from pyface.ops.reference import landmark_loss_reference
-        return landmark_loss, landmark_loss_reference
-    except ImportError:
-        return _landmark_loss_fallback, _landmark_loss_fallback
-
-
-def _resolve_pose_ops():
-    try:
-        from pyface.ops import pose_loss
-        from pyface.ops.reference import pose_loss_reference
-        return pose_loss, pose_loss_reference
-    except ImportError:
-        ref = lambda pred, gt: (pred - gt).abs().mean()  # noqa: E731
-        return ref, ref
 
 
 class MultiTaskLoss(nn.Module):
@@ -66,21 +32,21 @@ class MultiTaskLoss(nn.Module):
 
     def __init__(self, tasks, num_classes: int = 0, embedding_dim: int = 512, *, lambda_fld: float = LAMBDA_FLD,
                  lambda_hpe: float = LAMBDA_HPE, fused: bool = True, scale: float = 64.0, m1: float = 0.3,
-                 m2: float = 0.7, margin_type: str = "cosine", landmark_unit: float = 1.0):
+                 m2: float = 0.7, margin_type: str = "cosine", landmark_unit: float = 1.0, wing_w: float = WING_W,
+                 wing_eps: float = WING_EPS, lambda_p: float | str = "dynamic"):
         super().__init__()
         self.tasks, self.fused = tuple(tasks), fused
         self.lambda_fld, self.lambda_hpe = lambda_fld, lambda_hpe
         self.landmark_unit = float(landmark_unit)
+        self.fld_kw = {"wing_w": wing_w, "wing_eps": wing_eps, "lambda_p": lambda_p}
         self.fr = None
         if "fr" in self.tasks:
             if num_classes < 1:
                 raise ValueError(f"num_classes must be >= 1 when 'fr' is a task, got {num_classes}")
             self.fr = LPMCLoss(num_classes, embedding_dim, m1=m1, m2=m2, scale=scale, margin_type=margin_type,
                                ignore_index=-1, fused=fused)
-        lf, lr = _resolve_landmark_ops()
-        pf, pr = _resolve_pose_ops()
-        self._landmark = lf if fused else lr
-        self._pose = pf if fused else pr
+        self._landmark = landmark_loss if fused else landmark_loss_reference
+        self._pose = pose_loss if fused else pose_loss_reference
 
     def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         parts: dict[str, torch.Tensor] = {}
@@ -102,9 +68,12 @@ class MultiTaskLoss(nn.Module):
         if "fld" in self.tasks:
             pred = outputs["landmarks"].float() / self.landmark_unit
             gt = batch["landmarks"].float() / self.landmark_unit
-            ok = torch.isfinite(gt).flatten(1).all(1) & pose_known
-            loss = self._landmark(pred[ok].contiguous(), gt[ok].contiguous(), pose_gt[ok].contiguous()) if ok.any() \
-                else pred.sum() * 0.0
+            ok = torch.isfinite(gt).flatten(1).all(1)
+            if self.fld_kw["lambda_p"] == "dynamic":  # lambda_P needs the gt pose
+                ok = ok & pose_known
+            pose_in = torch.where(pose_known[:, None], pose_gt, torch.zeros_like(pose_gt))
+            loss = self._landmark(pred[ok].contiguous(), gt[ok].contiguous(), pose_in[ok].contiguous(),
+                                  **self.fld_kw) if ok.any() else pred.sum() * 0.0
             parts["fld"] = loss.detach()
             add(loss, self.lambda_fld)
         if "hpe" in self.tasks:
