@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
     d = sub.add_parser("demo", help="synthetic data -> train a small MTL model -> metrics (2-core CPU, < 10 min)")
     d.add_argument("--out", default="demo_out", help="output folder (metrics.json, PNGs, run logs)")
-    d.add_argument("--epochs", type=int, default=8)
+    d.add_argument("--epochs", type=int, default=10)
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)

@@ -151,3 +151,41 @@ def test_metrics():
     assert M.verification_accuracy(good, pairs, same)["accuracy"] >= 0.98
     rnd = np.random.default_rng(3).normal(size=(100, 32))
     assert M.verification_accuracy(rnd, pairs, same)["accuracy"] < 0.75
+
+
+def test_cli_train_yaml_synthetic_and_resume(tmp_path):
+    from pyface.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+recipe: stl-hpe
+out_dir: {tmp_path / 'run'}
+device: cpu
+progress: false
+tensorboard: true
+checkpoint_every: 1
+model: {{preset: iresnet-tiny-multi, input_size: 32}}
+data:
+  train: {{type: SyntheticFaces, num_identities: 4, images_per_identity: 4, image_size: 32,
+          transform: [{{type: RandomHorizontalFlip, p: 0.5}}]}}
+  val: {{type: SyntheticFaces, num_identities: 2, images_per_identity: 4, image_size: 32, identity_offset: 4}}
+  batch_size: 8
+optim: {{max_steps: 3}}
+""")
+    assert main(["train", "--config", str(cfg)]) == 0
+    run = tmp_path / "run"
+    assert (run / "model.pt").exists() and any((run / "tb").iterdir())
+    val = (run / "val.csv").read_text()
+    assert "pose_mae_deg" in val and "nme" not in val  # stl-hpe: pose only
+    st = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert st["step"] == 3 and set(st["model_config"]["tasks"]) == {"hpe"}
+    assert main(["train", "--config", str(cfg), "--resume"]) == 0  # already finished: no-op resume
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_steps(tmp_path, amp):
+    tr = Trainer(_cfg(tmp_path, amp, amp=amp, checkpoint_every=100, optim={"lr": 0.05, "max_steps": 2}),
+                 TinyFaces(n=16), None)
+    tr.fit()
+    assert tr.step == 2 and all(math.isfinite(r["loss"]) for r in tr.history)
+    assert tr.scaler.is_enabled() == (amp == "fp16")

@@ -51,7 +51,7 @@ PRESETS: dict[str, ModelConfig] = {
     "resnet50-fld-hpe": ModelConfig("resnet50", 128, tasks=("fld", "hpe")),
     "iresnet18-multi": ModelConfig("iresnet18", 112),
     "iresnet18-multi-small": ModelConfig("iresnet18", 64, width=16, embedding_dim=128),
-    "iresnet10-multi-64": ModelConfig("iresnet18", 64, width=16, embedding_dim=128, layers=(1, 1, 1, 1)),
+    "iresnet10-multi-64": ModelConfig("iresnet18", 64, width=8, embedding_dim=128, layers=(1, 1, 1, 1)),
     "iresnet-tiny-multi": ModelConfig("iresnet18", 64, width=8, embedding_dim=32, layers=(1, 1, 1, 1)),
     "resnet18-fld-hpe": ModelConfig("resnet18", 64, tasks=("fld", "hpe"), width=16),
 }

@@ -4,7 +4,7 @@ small multitask IResNet with pyface's fused ops, evaluates on held-out identitie
 loss curves and a grid of predictions. Sized for a 2-core CPU in under 10 minutes.
 
 Demo recipe (differs from the paper's 0.01 x 0.9/epoch, which needs far more steps):
-preset ``iresnet10-multi-64`` (IResNet layout with one block per stage, width 16,
+preset ``iresnet10-multi-64`` (IResNet layout with one block per stage, width 8,
 64 x 64 input, 128-d embedding), SGD momentum 0.9, weight decay 5e-4, lr 0.1 with a 100-step linear warmup
 and cosine decay to 1 %, batch 64; the loss is the paper's (lambda1 = 100,
 lambda2 = 10, LPMC s = 64, m1 = 0.3, m2 = 0.7). The images are rendered once into
@@ -59,7 +59,7 @@ def render(dataset, workers: int) -> dict:
     return {k: torch.cat([p[k] for p in parts]) for k in ("image", "landmarks", "pose", "identity")}
 
 
-def demo_config(out_dir, *, fused: bool = True, epochs: int = 8, quick: bool = False) -> dict:
+def demo_config(out_dir, *, fused: bool = True, epochs: int = 10, quick: bool = False) -> dict:
     return {
         "recipe": "mtl", "out_dir": str(out_dir), "seed": 0, "device": "cpu", "amp": "none",
         "model": {"preset": "iresnet10-multi-64"},
@@ -72,7 +72,7 @@ def demo_config(out_dir, *, fused: bool = True, epochs: int = 8, quick: bool = F
     }
 
 
-def run_demo(out_dir, *, fused: bool = True, epochs: int = 8, quick: bool = False, workers: int | None = None) -> dict:
+def run_demo(out_dir, *, fused: bool = True, epochs: int = 10, quick: bool = False, workers: int | None = None) -> dict:
     from pyface.data import SyntheticFaces
     from pyface.train.config import resolve
 
