@@ -1,0 +1,141 @@
+"""MultiTaskNet (Lee et al. 2024, Sec. 3.2.1, Fig. 7): stem and stages 1-3 shared,
+stage 4 duplicated per enabled task (the 3:1 split), one head per task.
+
+Tasks: "fr" (512-d embedding), "fld" (68 x 2 landmarks, input pixels), "hpe"
+(yaw, pitch, roll degrees). Any non-empty subset gives the STL/MTL variants of
+Table 8. Input: uint8 [B, 3, H, W] RGB (normalised inside as (x - 127.5) / 128)
+or an already normalised float tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+
+from pyface.models import resnet as R
+from pyface.models.heads import EmbeddingHead, LandmarkHead, PoseHead
+
+TASKS = ("fr", "fld", "hpe")
+ARCHS = {
+    "resnet18": (R.ResNet, R.BasicBlock, (2, 2, 2, 2)),
+    "resnet50": (R.ResNet, R.Bottleneck, (3, 4, 6, 3)),
+    "iresnet18": (R.IResNet, None, (2, 2, 2, 2)),
+    "iresnet50": (R.IResNet, None, (3, 4, 14, 3)),
+    "iresnet100": (R.IResNet, None, (3, 13, 30, 3)),
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "iresnet50"
+    input_size: int = 112
+    tasks: tuple[str, ...] = TASKS
+    width: int = 64                  # stage-1 channels (64 = the standard nets)
+    embedding_dim: int = 512
+    dropout: float = 0.0
+    layers: tuple[int, ...] | None = None   # override the block counts of ``arch``
+    pose_scale: float = 3.0          # PoseHead out_scale (degrees)
+    landmark_scale: float = 1.0      # LandmarkHead out_scale (half image sides)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        d["layers"] = None if self.layers is None else list(self.layers)
+        return d
+
+
+# name -> config. The first two are the paper's; the rest are small enough for a CPU.
+PRESETS: dict[str, ModelConfig] = {
+    "iresnet50-multi": ModelConfig("iresnet50", 112),
+    "resnet50-fld-hpe": ModelConfig("resnet50", 128, tasks=("fld", "hpe")),
+    "iresnet18-multi": ModelConfig("iresnet18", 112),
+    "iresnet18-multi-small": ModelConfig("iresnet18", 64, width=16, embedding_dim=128),
+    "iresnet10-multi-64": ModelConfig("iresnet18", 64, width=8, embedding_dim=128, layers=(1, 1, 1, 1)),
+    "iresnet-tiny-multi": ModelConfig("iresnet18", 64, width=8, embedding_dim=32, layers=(1, 1, 1, 1)),
+    "resnet18-fld-hpe": ModelConfig("resnet18", 64, tasks=("fld", "hpe"), width=16),
+}
+
+
+def model_config(preset: str | None = None, **overrides) -> ModelConfig:
+    """Preset (or the defaults) with ``overrides`` applied; validates the result."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
+    cfg = PRESETS[preset] if preset else ModelConfig()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    for k in ("tasks", "layers"):
+        if k in overrides:
+            overrides[k] = tuple(overrides[k])
+    cfg = replace(cfg, **overrides)
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"unknown arch {cfg.arch!r}; choose from {sorted(ARCHS)}")
+    if not cfg.tasks or any(t not in TASKS for t in cfg.tasks) or len(set(cfg.tasks)) != len(cfg.tasks):
+        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {cfg.tasks}")
+    if not 32 <= cfg.input_size <= 448:
+        raise ValueError(f"input_size must be in [32, 448], got {cfg.input_size}")
+    return cfg
+
+
+class MultiTaskNet(nn.Module):
+    """forward(images) -> dict with "embedding" [B, D] (fr), "landmarks" [B, 68, 2] (fld),
+    "pose" [B, 3] (hpe) for the enabled tasks."""
+
+    def __init__(self, config: ModelConfig | None = None, **overrides):
+        super().__init__()
+        cfg = model_config(None, **overrides) if config is None else replace(config, **overrides)
+        self.config = cfg
+        cls, block, layers = ARCHS[cfg.arch]
+        layers = cfg.layers or layers
+        if cls is R.ResNet:
+            trunk = R.ResNet(block, layers, width=cfg.width)
+        else:
+            trunk = R.IResNet(layers, width=cfg.width)
+        s = trunk.feature_size(cfg.input_size)
+        c = trunk.out_channels
+        self.shared = nn.Sequential(trunk.stem, trunk.layer1, trunk.layer2, trunk.layer3)
+        self.stage4 = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        for i, t in enumerate(cfg.tasks):
+            self.stage4[t] = trunk.layer4 if i == 0 else trunk.make_layer4()
+            if t == "fr":
+                self.heads[t] = EmbeddingHead(c, s, cfg.embedding_dim, cfg.dropout)
+            elif t == "fld":
+                self.heads[t] = LandmarkHead(c, s, cfg.input_size, cfg.landmark_scale)
+            else:
+                self.heads[t] = PoseHead(c, s, cfg.pose_scale)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.config.tasks
+
+    @staticmethod
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:
+            return (images.float() - 127.5) / 128.0
+        return images
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape [B, 3, H, W], got {list(images.shape)}")
+        n = self.config.input_size
+        if images.shape[2] != n or images.shape[3] != n:
+            raise ValueError(f"images must be {n}x{n} (model input_size), got {images.shape[2]}x{images.shape[3]}")
+        x = self.shared(self.normalize(images))
+        out = {}
+        names = {"fr": "embedding", "fld": "landmarks", "hpe": "pose"}
+        for t in self.config.tasks:
+            out[names[t]] = self.heads[t](self.stage4[t](x))
+        return out
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters (trainable or not) of the shared trunk, each task's stage 4 + head, and the total."""
+        n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        counts = {"shared": n(self.shared)}
+        for t in self.config.tasks:
+            counts[t] = n(self.stage4[t]) + n(self.heads[t])
+        counts["total"] = n(self)
+        return counts
+
+
+def build_model(preset: str | None = None, **overrides) -> MultiTaskNet:
+    return MultiTaskNet(model_config(preset, **overrides))
