@@ -47,9 +47,10 @@ def _train(args) -> int:
 
 
 def _demo(args) -> int:
-    from pyface.train.demo import run_demo
+    from pyface.train.demo import DEMO_EPOCHS, run_demo
 
-    m = run_demo(args.out, fused=not args.reference_ops, epochs=args.epochs, quick=args.quick)
+    epochs = DEMO_EPOCHS if args.epochs is None else args.epochs
+    m = run_demo(args.out, fused=not args.reference_ops, epochs=epochs, quick=args.quick)
     keys = ("pose_mae_deg", "pose_mae_baseline_deg", "nme", "nme_baseline", "verification_accuracy")
     print("\n".join(f"{k:>24}: {m[k]:.4f}" for k in keys))
     print(f"{'checks':>24}: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in m["checks"].items()))
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
     d = sub.add_parser("demo", help="synthetic data -> train a small MTL model -> metrics (2-core CPU, < 10 min)")
     d.add_argument("--out", default="demo_out", help="output folder (metrics.json, PNGs, run logs)")
-    d.add_argument("--epochs", type=int, default=10)
+    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
