@@ -17,6 +17,7 @@ import torch
 
 from pyface.ops import _validate as V
 from pyface.ops._ext import call, dtype_code, ptr
+from pyface.ops._gemm import mm_t_into
 
 __all__ = ["cosine_duplicates"]
 
@@ -44,20 +45,6 @@ def _tiles(na: int, nb: int, device: torch.device, self_search: bool, tile_size:
         return ta, ta
     budget = _TILE_ELEMS_CUDA if cuda else _TILE_ELEMS_CPU
     return ta, max(1, min(nb, budget // ta))
-
-
-def _mm(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """out[:len(x), :len(y)] = x @ y^T in float32 (inputs float32, or fp16/bf16 on CUDA)."""
-    if x.dtype == torch.float32:
-        return torch.mm(x, y.t(), out=out)
-    try:  # tensor cores with fp32 output (torch >= 2.8)
-        return torch.mm(x, y.t(), out_dtype=torch.float32, out=out)
-    except (TypeError, RuntimeError, NotImplementedError):
-        pass
-    try:
-        return out.copy_(torch.mm(x, y.t(), out_dtype=torch.float32))
-    except (TypeError, RuntimeError, NotImplementedError):
-        return out.copy_(torch.mm(x, y.t()))
 
 
 def _inv_norm(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +94,7 @@ def _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, 
 
     def tile(i0, j0, na_t, nb_t):
         buf = flat[: na_t * nb_t].view(na_t, nb_t)
-        _mm(buf, a[i0:i0 + na_t], b[j0:j0 + nb_t])
+        mm_t_into(buf, a[i0:i0 + na_t], b[j0:j0 + nb_t])
         return buf
 
     def epilogue(buf, i0, j0):
@@ -117,7 +104,7 @@ def _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, 
 
     def second(i0, j0, na_t, nb_t, begin, end):
         buf2 = flat2[: na_t * nb_t].view(na_t, nb_t)
-        _mm(buf2, a2[i0:i0 + na_t], b2[j0:j0 + nb_t])
+        mm_t_into(buf2, a2[i0:i0 + na_t], b2[j0:j0 + nb_t])
         call("dup_second", dev, ptr(buf2), nb_t, i0, j0, ptr(ia2) + 4 * i0, ptr(ib2) + 4 * j0, threshold2,
              ptr(out.pairs), begin, end, ptr(out.sim2), ptr(out.keep))
 

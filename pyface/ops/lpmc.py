@@ -12,6 +12,7 @@ import torch
 
 from pyface.ops import _validate as V
 from pyface.ops._ext import call, dtype_code, ptr
+from pyface.ops._gemm import mm_t_into
 
 __all__ = ["lpmc_loss", "pose_margin", "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
 
@@ -57,18 +58,7 @@ def _inv_norm(t: torch.Tensor) -> torch.Tensor:
 
 def _raw_chunk(flat: torch.Tensor, x: torch.Tensor, w_c: torch.Tensor) -> torch.Tensor:
     """[B, n] = x @ w_c^T in the accumulation type, written into the front of ``flat``."""
-    B, n = x.shape[0], w_c.shape[0]
-    out = flat[: B * n].view(B, n)
-    if x.dtype == flat.dtype:
-        torch.mm(x, w_c.t(), out=out)
-    elif x.device.type == "cuda":
-        try:  # fp32 output straight from the tensor cores (torch >= 2.8)
-            out.copy_(torch.mm(x, w_c.t(), out_dtype=torch.float32))
-        except (TypeError, RuntimeError, NotImplementedError):
-            out.copy_(torch.mm(x, w_c.t()))
-    else:  # CPU half types: compute in float32
-        torch.mm(x.float(), w_c.float().t(), out=out)
-    return out
+    return mm_t_into(flat[: x.shape[0] * w_c.shape[0]].view(x.shape[0], w_c.shape[0]), x, w_c)
 
 
 def _scalars(scale, margin_type, ignore_index):
