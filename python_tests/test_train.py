@@ -189,3 +189,38 @@ def test_amp_steps(tmp_path, amp):
     tr.fit()
     assert tr.step == 2 and all(math.isfinite(r["loss"]) for r in tr.history)
     assert tr.scaler.is_enabled() == (amp == "fp16")
+
+
+@pytest.mark.parametrize("fmt", ["manifest", "300wlp"])
+def test_cli_train_from_files_on_disk(tmp_path, fmt):
+    """The YAML dataset specs users point at real data: a Parquet manifest (MTL) and a
+    300W-LP folder (the labeling net's recipe), written here in their exact formats."""
+    from pyface.cli import main
+    from pyface.data import SyntheticFaces
+    from pyface.data.manifest import write_manifest_dataset
+    from pyface.data.w300lp import write_300wlp
+
+    samples = [SyntheticFaces(3, 4, image_size=32, seed=1)[i] for i in range(12)]
+    if fmt == "manifest":
+        path = write_manifest_dataset(str(tmp_path / "data"), samples)
+        recipe, spec = "mtl", f"{{type: ManifestDataset, path: {path}}}"
+    else:
+        write_300wlp(str(tmp_path / "300W_LP"), samples)
+        recipe, spec = "pretrain-fld-hpe", f"{{type: W300LP, root: {tmp_path / '300W_LP'}, subsets: [AFW]}}"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+recipe: {recipe}
+out_dir: {tmp_path / 'run'}
+device: cpu
+progress: false
+tensorboard: false
+checkpoint_every: 2
+model: {{preset: iresnet-tiny-multi, input_size: 32}}
+data:
+  train: {spec}
+  batch_size: 4
+optim: {{max_steps: 2}}
+""")
+    assert main(["train", "--config", str(cfg)]) == 0
+    rows = (tmp_path / "run" / "train.csv").read_text().strip().splitlines()
+    assert len(rows) >= 2 and "nan" not in rows[-1].lower()

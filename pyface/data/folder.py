@@ -28,6 +28,7 @@ class ImageFolderFaces(FaceDataset):
             raise FileNotFoundError(f"image folder root not found: {self.root}")
         exts = tuple(e.lower() for e in extensions)
         self.classes = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
+        self.num_identities = len(self.classes)
         self.files: list[str] = []
         self.labels: list[int] = []
         for label, name in enumerate(self.classes):

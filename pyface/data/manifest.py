@@ -144,6 +144,9 @@ class ManifestDataset(FaceDataset):
         self.landmarks = _list_column(table, "landmarks", 136, self.path).reshape(-1, 68, 2)
         self.pose = _list_column(table, "pose", 3, self.path)
         self.sources = table.column("source").to_pylist()
+        # Identities are 0-based class indices (-1: unknown), so the classifier needs
+        # max + 1 classes; the trainer reads this.
+        self.num_identities = int(self.identity.max()) + 1 if len(self.identity) else 0
         self._readers: dict[str, object] = {}
 
     def __len__(self) -> int:
