@@ -62,6 +62,14 @@ def mirror_landmarks(landmarks, width: float):
     return out
 
 
+def mirror_pose(pose):
+    """Pose of the horizontally mirrored image: yaw and roll negated, pitch kept.
+    Accepts ``[..., 3]`` (yaw, pitch, roll) torch or numpy."""
+    if isinstance(pose, torch.Tensor):
+        return pose * pose.new_tensor([-1.0, 1.0, -1.0])
+    return np.asarray(pose) * np.array([-1.0, 1.0, -1.0], dtype=np.asarray(pose).dtype)
+
+
 def make_sample(image, landmarks=None, pose=None, identity=-1, source: str = "") -> dict:
     """Build a contract sample. ``image``: HxWx3 RGB uint8 numpy array or a [3,H,W]
     uint8 tensor; ``landmarks`` [68,2] (x, y) pixels or None; ``pose`` (yaw, pitch, roll)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from pyface.data.sample import mirror_landmarks
+from pyface.data.sample import mirror_landmarks, mirror_pose
 
 __all__ = ["Compose", "Resize", "RandomFaceCrop", "CenterFaceCrop", "RandomHorizontalFlip",
            "ColorJitter", "face_box"]
@@ -164,7 +164,7 @@ def hflip(sample: dict) -> dict:
     w = sample["image"].shape[2]
     out["image"] = torch.from_numpy(np.ascontiguousarray(sample["image"].numpy()[:, :, ::-1]))
     out["landmarks"] = mirror_landmarks(sample["landmarks"], float(w))
-    out["pose"] = sample["pose"] * torch.tensor([-1.0, 1.0, -1.0])
+    out["pose"] = mirror_pose(sample["pose"])
     return out
 
 

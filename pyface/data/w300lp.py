@@ -23,7 +23,7 @@ import numpy as np
 
 from pyface import geometry
 from pyface.data.base import FaceDataset, read_image
-from pyface.data.sample import DataError, mirror_landmarks
+from pyface.data.sample import DataError, mirror_landmarks, mirror_pose
 
 __all__ = ["W300LP", "SUBSETS", "pose_from_pose_para", "pose_para_from_pose", "write_300wlp"]
 
@@ -129,7 +129,7 @@ class W300LP(FaceDataset):
             if self.flip_labels == "file":
                 _, pose = self._labels(subset, name, True, "pt2d")
             else:
-                pose = pose * np.array([-1.0, 1.0, -1.0])
+                pose = mirror_pose(pose)
         return image, lm.astype(np.float32), pose.astype(np.float32), -1
 
 

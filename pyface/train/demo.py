@@ -50,11 +50,11 @@ class TensorFaces(Dataset):
     def __getitem__(self, i):
         img, lmk, pose = self.s["image"][i], self.s["landmarks"][i], self.s["pose"][i]
         if self.flip and torch.rand(()) < 0.5:
-            from pyface.data import mirror_landmarks
+            from pyface.data import mirror_landmarks, mirror_pose
 
             img = img.flip(-1)
             lmk = mirror_landmarks(lmk, img.shape[-1])
-            pose = pose * torch.tensor([-1.0, 1.0, -1.0])
+            pose = mirror_pose(pose)
         return {"image": img, "landmarks": lmk, "pose": pose, "identity": self.s["identity"][i], "source": "synthetic"}
 
 
