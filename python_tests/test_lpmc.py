@@ -259,3 +259,20 @@ def test_margin_changes_loss_in_the_right_direction():
     large = lpmc_loss(x, w, y, torch.full((16,), 0.6))
     assert large > small
     assert math.isfinite(large.item())
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_gemm_helpers_return_the_accumulation_type(device, dtype):
+    """The chunk products never round through a 16-bit type."""
+    from pyface.ops._gemm import mm_acc, mm_t_into
+
+    x = torch.randn(37, 64, device=device).to(dtype)
+    y = torch.randn(29, 64, device=device).to(dtype)
+    exact = x.double() @ y.double().t()
+    got = mm_acc(x, y.t(), torch.float32)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), exact, atol=1e-3, rtol=1e-4)
+    out = torch.empty(37, 29, device=device)
+    assert mm_t_into(out, x, y) is not None
+    torch.testing.assert_close(out.double(), exact, atol=1e-3, rtol=1e-4)

@@ -12,7 +12,7 @@ import torch
 
 from pyface.ops import _validate as V
 from pyface.ops._ext import call, dtype_code, ptr
-from pyface.ops._gemm import mm_t_into
+from pyface.ops._gemm import mm_acc, mm_t_into
 
 __all__ = ["lpmc_loss", "pose_margin", "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
 
@@ -132,10 +132,10 @@ def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels:
                  *extra)
             # buf now holds H = G / (|x_i| |w_j|); dx += H @ w_c, dw_c = H^T @ x - rw * w_c.
             w_acc = w_c.to(acc)
-            if half_cuda:  # tensor-core products in the input dtype, fp32 accumulation
+            if half_cuda:  # tensor-core products in the input dtype, fp32 results
                 h = buf.to(x.dtype)
-                dx_acc.add_(torch.mm(h, w_c))
-                dw_c = torch.mm(h.t(), x).to(acc)
+                dx_acc.add_(mm_acc(h, w_c, acc))
+                dw_c = mm_acc(h.t(), x, acc)
             else:
                 dx_acc.addmm_(buf, w_acc)
                 dw_c = torch.mm(buf.t(), x_acc)
