@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "(pip install .) or run tools/dev_build.sh for a source-tree build"
     ) from exc
 
-__all__ = ["_C", "DTYPE_CODES", "call", "cuda_available", "dtype_code", "ptr", "sync_num_threads"]
+__all__ = ["_C", "DTYPE_CODES", "acc_dtype", "call", "cuda_available", "dtype_code", "ptr", "sync_num_threads"]
 
 # Must match pyface::DType in csrc/include/pyface/common.h.
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
@@ -24,6 +24,11 @@ DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.floa
 
 def dtype_code(t: torch.Tensor) -> int:
     return DTYPE_CODES[t.dtype]
+
+
+def acc_dtype(t: torch.Tensor) -> torch.dtype:
+    """The kernels' computation type for an input: float64 stays, everything else is float32."""
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 def ptr(t: torch.Tensor | None) -> int:

@@ -40,8 +40,13 @@ def same_device(**tensors: torch.Tensor) -> torch.device:
 
 
 def finite(name: str, t: torch.Tensor) -> None:
+    """Raises naming the argument and the first row (index along dim 0) with a nan/inf."""
     if t.numel() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains non-finite values (nan or inf)")
+        where = ""
+        if t.dim() >= 1:
+            bad = (~torch.isfinite(t)).reshape(t.shape[0], -1).any(dim=1)
+            where = f", first in row {int(bad.nonzero()[0, 0])}"
+        raise ValueError(f"{name} has non-finite values (nan or inf){where}")
 
 
 def number(name: str, v, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
@@ -55,6 +60,15 @@ def number(name: str, v, *, lo: float | None = None, hi: float | None = None, lo
     if hi is not None and v > hi:
         raise ValueError(f"{name} must be <= {hi}, got {v}")
     return v
+
+
+def integer(name: str, v, *, lo: int | None = None) -> int:
+    """A Python int (bool rejected), optionally >= lo."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return int(v)
 
 
 def choice(name: str, v, options: Sequence[str]) -> str:

@@ -49,9 +49,7 @@ def _tiles(na: int, nb: int, device: torch.device, self_search: bool, tile_size:
 
 def _inv_norm(name: str, x: torch.Tensor) -> torch.Tensor:
     """1/|x_i| as float32; zero or non-finite rows raise ValueError naming ``name``."""
-    if x.numel() and not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).any(dim=1).nonzero()[0, 0])
-        raise ValueError(f"{name} has non-finite values (nan or inf), first in row {bad}")
+    V.finite(name, x)
     out = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
     if x.shape[0]:
         call("row_inv_norm", x.device, ptr(x), x.shape[0], x.shape[1], dtype_code(x), 0.0, ptr(out))
@@ -258,8 +256,8 @@ def cosine_duplicates(a, b=None, threshold: float = 0.5, *, a2=None, b2=None, th
     elif threshold2 is not None:
         raise ValueError("threshold2 given without a second embedding space (a2, b2)")
     dev = V.same_device(a=a, b=b, a2=a2, b2=b2)
-    if tile_size is not None and (isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1):
-        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
+    if tile_size is not None:
+        tile_size = V.integer("tile_size", tile_size, lo=1)
     a = _prepare(a)
     b = a if self_search else _prepare(b)
     if a2 is not None:

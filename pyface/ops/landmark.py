@@ -18,7 +18,7 @@ import torch
 
 from pyface.data_files.mean_shape_68 import MEAN_SHAPE_68
 from pyface.ops import _validate as V
-from pyface.ops._ext import call, ptr
+from pyface.ops._ext import acc_dtype, call, ptr
 
 __all__ = ["landmark_loss", "pose_loss", "WING_W", "WING_EPS"]
 
@@ -103,11 +103,6 @@ def _backward(ctx, grad_rows, _grad_lam):
 _landmark_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _acc(t: torch.Tensor) -> torch.Tensor:
-    """float64 stays, everything else is computed in float32."""
-    return t.contiguous() if t.dtype in (torch.float32, torch.float64) else t.float().contiguous()
-
-
 def landmark_loss(pred: torch.Tensor, target: torch.Tensor, pose: torch.Tensor, *, mean_shape: torch.Tensor | None = None,
                   wing_w: float = WING_W, wing_eps: float = WING_EPS, lambda_p: float | str = "dynamic",
                   reduction: str = "mean", return_lambda: bool = False):
@@ -143,8 +138,8 @@ def landmark_loss(pred: torch.Tensor, target: torch.Tensor, pose: torch.Tensor, 
     if not isinstance(return_lambda, bool):
         raise TypeError(f"return_lambda must be a bool, got {type(return_lambda).__name__}")
 
-    p = _acc(pred)
-    dt = p.dtype
+    dt = acc_dtype(pred)
+    p = pred.to(dt).contiguous()
     t = target.to(dt).contiguous()
     po = pose.to(dt).contiguous()
     ms = _default_mean_shape(dt, dev) if mean_shape is None else mean_shape.to(dt).contiguous()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from pyface.ops import _validate as V
-from pyface.ops._ext import call, dtype_code, ptr
+from pyface.ops._ext import acc_dtype, call, dtype_code, ptr
 from pyface.ops._gemm import mm_acc, mm_t_into
 
 __all__ = ["lpmc_loss", "pose_margin", "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
@@ -44,13 +44,8 @@ def default_chunk_size(batch: int, num_classes: int, device: torch.device) -> in
     return int(max(1, min(num_classes, chunk)))
 
 
-def _acc_dtype(t: torch.Tensor) -> torch.dtype:
-    """Accumulation type of the epilogues: float64 for float64 inputs, else float32."""
-    return torch.float64 if t.dtype == torch.float64 else torch.float32
-
-
 def _inv_norm(t: torch.Tensor) -> torch.Tensor:
-    out = torch.empty(t.shape[0], dtype=_acc_dtype(t), device=t.device)
+    out = torch.empty(t.shape[0], dtype=acc_dtype(t), device=t.device)
     if t.shape[0]:
         call("row_inv_norm", t.device, ptr(t), t.shape[0], t.shape[1], dtype_code(t), _NORM_EPS, ptr(out))
     return out
@@ -70,7 +65,7 @@ def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: t
               arc: bool, ignore_index: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns (per-row loss [B], lse [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
     B, C = x.shape[0], w.shape[0]
-    dev, acc = x.device, _acc_dtype(x)
+    dev, acc = x.device, acc_dtype(x)
     _check_values(labels, margins, C, ignore_index)
     margins = margins.to(acc).contiguous()
     inx, inw = _inv_norm(x), _inv_norm(w)
@@ -94,7 +89,7 @@ def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: t
 @_lpmc_fwd.register_fake
 def _(x, w, labels, margins, scale, arc, ignore_index, chunk_size):
     B, C = x.shape[0], w.shape[0]
-    f = lambda n: x.new_empty((n,), dtype=_acc_dtype(x))  # noqa: E731
+    f = lambda n: x.new_empty((n,), dtype=acc_dtype(x))  # noqa: E731
     return f(B), f(B), f(B), f(C)
 
 
@@ -105,7 +100,7 @@ def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels:
     """Exact gradients (dx [B, D], dw [C, D]) in the input dtypes."""
     B, D = x.shape
     C = w.shape[0]
-    dev, acc = x.device, _acc_dtype(x)
+    dev, acc = x.device, acc_dtype(x)
     f64 = acc == torch.float64
     grad_rows = grad_rows.to(acc).contiguous()
     margins = margins.to(acc).contiguous()
@@ -214,13 +209,12 @@ def lpmc_loss(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tens
     V.number("scale", scale, lo=0.0, lo_open=True)
     V.choice("margin_type", margin_type, ("cosine", "arc"))
     V.choice("reduction", reduction, ("mean", "sum", "none"))
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    V.integer("ignore_index", ignore_index)
     C = weight.shape[0]
     if chunk_size is None:
         chunk_size = default_chunk_size(B, C, dev)
-    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    else:
+        chunk_size = V.integer("chunk_size", chunk_size, lo=1)
     # A non-contiguous weight (e.g. a transposed view) would make the kernels read the
     # wrong elements: the copy is explicit and only of what is needed.
     x = embeddings.contiguous()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from pyface.ops import _validate as V
-from pyface.ops._ext import call, ptr
+from pyface.ops._ext import acc_dtype, call, ptr
 
 __all__ = ["selective_fit", "SELECTIVE_FIT_THRESHOLD", "SELECTIVE_FIT_KEEP"]
 
@@ -44,14 +44,6 @@ def _(samples, poses, valid, face_size, threshold, keep, min_samples):
     B, N, P, _ = samples.shape
     return (samples.new_empty((B, P, 2)), samples.new_empty((B, 3)), samples.new_empty((B,), dtype=torch.bool),
             samples.new_empty((B, N), dtype=torch.bool))
-
-
-def _int(name: str, v, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
-    return int(v)
 
 
 def selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor, *,
@@ -88,11 +80,11 @@ def selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tenso
     V.shape("face_size", face_size, (B,))
     V.same_device(samples=samples, poses=poses, valid=valid, face_size=face_size)
     threshold = V.number("threshold", threshold, lo=0.0)
-    keep = _int("keep", keep, 1)
-    min_samples = _int("min_samples", min_samples, 1)
+    keep = V.integer("keep", keep, lo=1)
+    min_samples = V.integer("min_samples", min_samples, lo=1)
     if min_samples > keep:
         raise ValueError(f"min_samples ({min_samples}) must be <= keep ({keep}): no image could be accepted")
-    dt = torch.float64 if samples.dtype == torch.float64 else torch.float32
+    dt = acc_dtype(samples)
     # Explicit copies only where the kernel needs another dtype or layout.
     return torch.ops.pyface.selective_fit(samples.to(dt).contiguous(), poses.to(dt).contiguous(),
                                           valid.contiguous(), face_size.to(dt).contiguous(), threshold, keep,

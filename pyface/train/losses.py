@@ -52,6 +52,9 @@ class MultiTaskLoss(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         pose_gt = batch["pose"].float()
         pose_known = torch.isfinite(pose_gt).all(1)
+        # unknown pose -> (0, 0, 0): the base margin m1 (gamma_P = 0); the dynamic lambda_P
+        # only ever reads rows whose pose is known (see `ok` below)
+        pose_or_zero = torch.where(pose_known[:, None], pose_gt, torch.zeros_like(pose_gt))
         total = None
 
         def add(term, weight):
@@ -61,8 +64,7 @@ class MultiTaskLoss(nn.Module):
         if self.fr is not None:
             emb = outputs["embedding"]
             ids = batch["identity"].long()
-            margin_pose = torch.where(pose_known[:, None], pose_gt, torch.zeros_like(pose_gt))
-            loss = self.fr(emb.float().contiguous(), ids, margin_pose)
+            loss = self.fr(emb.float().contiguous(), ids, pose_or_zero)
             parts["fr"] = loss.detach()
             add(loss, 1.0)
         if "fld" in self.tasks:
@@ -71,8 +73,7 @@ class MultiTaskLoss(nn.Module):
             ok = torch.isfinite(gt).flatten(1).all(1)
             if self.fld_kw["lambda_p"] == "dynamic":  # lambda_P needs the gt pose
                 ok = ok & pose_known
-            pose_in = torch.where(pose_known[:, None], pose_gt, torch.zeros_like(pose_gt))
-            loss = self._landmark(pred[ok].contiguous(), gt[ok].contiguous(), pose_in[ok].contiguous(),
+            loss = self._landmark(pred[ok].contiguous(), gt[ok].contiguous(), pose_or_zero[ok].contiguous(),
                                   **self.fld_kw) if ok.any() else pred.sum() * 0.0
             parts["fld"] = loss.detach()
             add(loss, self.lambda_fld)
