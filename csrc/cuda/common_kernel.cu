@@ -16,7 +16,7 @@ __global__ void row_inv_norm_kernel(const T* x, int64_t n, int64_t d, float eps,
     const O v = static_cast<O>(p[k]);
     acc += v * v;
   }
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  acc = warp_sum(acc);
   if (lane == 0) {
     const O nrm = sqrt(acc);
     out[row] = O(1) / (nrm > O(eps) ? nrm : O(eps));

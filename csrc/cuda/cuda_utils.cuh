@@ -18,12 +18,10 @@ inline void cuda_check(cudaError_t err, const char* what) {
 }
 #define PYFACE_CUDA_CHECK_LAUNCH(name) ::pyface::cuda_check(cudaGetLastError(), name)
 
-__device__ __forceinline__ float load_float(const float* p) { return *p; }
-__device__ __forceinline__ float load_float(const double* p) { return static_cast<float>(*p); }
-__device__ __forceinline__ float load_float(const __half* p) { return __half2float(*p); }
-__device__ __forceinline__ float load_float(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-
-__device__ __forceinline__ float warp_sum(float v) {
+// Sum over the 32 lanes of a full warp (xor butterfly): every lane ends with the
+// same bits, so lanes can branch on the result uniformly.
+template <typename T>
+__device__ __forceinline__ T warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }

@@ -14,12 +14,6 @@ constexpr int kWarpsPerBlock = 4;
 constexpr int kPtsPerLane = (kPoints + 31) / 32;  // 3
 constexpr int kBwdThreads = 256;
 
-template <typename T>
-__device__ __forceinline__ T warp_sum_t(T v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 struct DeviceLog1p {
   template <typename T>
   __device__ T operator()(T x) const { return log1p(x); }
@@ -54,8 +48,8 @@ __global__ void landmark_fwd_kernel(LandmarkArgs<T> a, T* rows, T* lam, int32_t*
       sw += landmark::wing<T>(fabs(d), a.w, inv_eps, C, DeviceLog1p());
       sm += d * d;
     }
-    sw = warp_sum_t(sw);
-    sm = warp_sum_t(sm);
+    sw = warp_sum(sw);
+    sm = warp_sum(sm);
     const T y = a.pose[3 * b], pi = a.pose[3 * b + 1], r = a.pose[3 * b + 2];
     if (lane == 0 && !(isfinite(y) && isfinite(pi) && isfinite(r))) bad |= landmark::kBadPose;
     T l = a.lambda;
@@ -78,10 +72,10 @@ __global__ void landmark_fwd_kernel(LandmarkArgs<T> a, T* rows, T* lam, int32_t*
         squ += qu[i];
         sqv += qv[i];
       }
-      spu = warp_sum_t(spu) / T(kPoints);
-      spv = warp_sum_t(spv) / T(kPoints);
-      squ = warp_sum_t(squ) / T(kPoints);
-      sqv = warp_sum_t(sqv) / T(kPoints);
+      spu = warp_sum(spu) / T(kPoints);
+      spv = warp_sum(spv) / T(kPoints);
+      squ = warp_sum(squ) / T(kPoints);
+      sqv = warp_sum(sqv) / T(kPoints);
       T np = 0, nq = 0;
 #pragma unroll
       for (int i = 0; i < kPtsPerLane; ++i) {
@@ -94,8 +88,8 @@ __global__ void landmark_fwd_kernel(LandmarkArgs<T> a, T* rows, T* lam, int32_t*
           nq += qu[i] * qu[i] + qv[i] * qv[i];
         }
       }
-      const T ip = T(1) / landmark::safe_norm<T>(warp_sum_t(np));
-      const T iq = T(1) / landmark::safe_norm<T>(warp_sum_t(nq));
+      const T ip = T(1) / landmark::safe_norm<T>(warp_sum(np));
+      const T iq = T(1) / landmark::safe_norm<T>(warp_sum(nq));
       T dist = 0;
 #pragma unroll
       for (int i = 0; i < kPtsPerLane; ++i) {
@@ -104,7 +98,7 @@ __global__ void landmark_fwd_kernel(LandmarkArgs<T> a, T* rows, T* lam, int32_t*
           dist += sqrt(du * du + dv * dv);
         }
       }
-      l = warp_sum_t(dist) / T(kPoints);
+      l = warp_sum(dist) / T(kPoints);
     }
     if (lane == 0) {
       lam[b] = l;

@@ -107,8 +107,7 @@ __global__ void lpmc_bwd_kernel(LpmcArgs<T> a, const T* lse, const T* grad_rows,
       }
     }
     colsum += gc;
-    T rs = gc;
-    for (int o = 16; o > 0; o >>= 1) rs += shfl_xor(rs, o);
+    const T rs = warp_sum(gc);
     if (tx == 0) scratch[i * gridDim.x + blockIdx.x] = rs;
   }
   __shared__ T cs[kTileRows][kTileCols];

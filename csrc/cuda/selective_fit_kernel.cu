@@ -18,13 +18,6 @@ __device__ __forceinline__ float quiet_nan<float>() { return __int_as_float(0x7f
 template <>
 __device__ __forceinline__ double quiet_nan<double>() { return __longlong_as_double(0x7ff8000000000000LL); }
 
-template <typename T>
-__device__ __forceinline__ T warp_allsum(T v) {
-  // xor butterfly: every lane ends with the same bits (IEEE addition commutes).
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // Writes the mean of S (in_s[s] != 0) into mean [2P] (shared); returns |S|.
 template <typename T>
 __device__ void warp_mean(const T* x, const uint8_t* in_s, int64_t N, int64_t P2, T* mean, int n, int lane) {
@@ -41,7 +34,7 @@ template <typename T>
 __device__ T warp_sample_dist(const T* row, const T* mean, int64_t P, T fs, int lane) {
   T acc = 0;
   for (int64_t p = lane; p < P; p += 32) acc += selfit::point_dist(row[2 * p], row[2 * p + 1], mean[2 * p], mean[2 * p + 1]);
-  return selfit::sample_dist(warp_allsum(acc), P, fs);
+  return selfit::sample_dist(warp_sum(acc), P, fs);
 }
 
 // One warp per image; lanes stride over coordinates / points. Shared memory per

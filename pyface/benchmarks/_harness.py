@@ -45,9 +45,6 @@ def _pin_malloc_mmap_threshold() -> None:
         pass
 
 
-_pin_malloc_mmap_threshold()
-
-
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -97,6 +94,8 @@ def measure(fn: Callable[[], object], device: torch.device | str, *, warmup: int
     before the call (CUDA: max allocated; CPU: peak RSS). An out-of-memory error is
     reported as {"oom": True}."""
     device = torch.device(device)
+    if device.type == "cpu":
+        _pin_malloc_mmap_threshold()  # idempotent; only benchmark processes change the allocator
     try:
         for _ in range(warmup):
             fn()
