@@ -109,6 +109,18 @@ def check_sample(sample: dict) -> None:
         raise ValueError("source must be a str")
 
 
+def _known_or_unknown(name: str, a: np.ndarray) -> tuple[bool, str | None]:
+    """(known, problem): a label is all finite (known) or all NaN (unknown), nothing between."""
+    nan = np.isnan(a)
+    if nan.all():
+        return False, None
+    if nan.any():
+        return True, f"{name}: partly NaN"
+    if not np.isfinite(a).all():
+        return True, f"{name}: not finite"
+    return True, None
+
+
 def label_problem(landmarks, pose, identity, width: int, height: int,
                   margin: float = 0.5, max_angle: float = 180.0) -> str | None:
     """Why these labels are out of range, or None if they are usable.
@@ -119,12 +131,10 @@ def label_problem(landmarks, pose, identity, width: int, height: int,
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape != (68, 2):
         return f"landmarks have shape {lm.shape}, expected (68, 2)"
-    nan = np.isnan(lm)
-    if nan.any() and not nan.all():
-        return "landmarks are partly NaN"
-    if not nan.all():
-        if not np.isfinite(lm).all():
-            return "landmarks are not finite"
+    known, problem = _known_or_unknown("landmarks", lm)
+    if problem:
+        return problem
+    if known:
         lo_x, hi_x = -margin * width, (1 + margin) * width
         lo_y, hi_y = -margin * height, (1 + margin) * height
         if (lm[:, 0].min() < lo_x or lm[:, 0].max() > hi_x or lm[:, 1].min() < lo_y
@@ -135,12 +145,10 @@ def label_problem(landmarks, pose, identity, width: int, height: int,
     ps = np.asarray(pose, dtype=np.float64).reshape(-1)
     if ps.shape != (3,):
         return f"pose has {ps.size} values, expected 3"
-    pn = np.isnan(ps)
-    if pn.any() and not pn.all():
-        return "pose is partly NaN"
-    if not pn.all():
-        if not np.isfinite(ps).all():
-            return "pose is not finite"
+    known, problem = _known_or_unknown("pose", ps)
+    if problem:
+        return problem
+    if known:
         if np.abs(ps).max() > max_angle:
             return f"pose {ps.tolist()} exceeds +-{max_angle} degrees"
     if int(identity) < -1:
