@@ -8,13 +8,16 @@ the normalisations (backward). Memory beyond inputs and gradients: O(B * chunk).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from pyface.ops import _validate as V
 from pyface.ops._ext import acc_dtype, call, dtype_code, ptr
 from pyface.ops._gemm import mm_acc, mm_t_into
 
-__all__ = ["lpmc_loss", "pose_margin", "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
+__all__ = ["lpmc_loss", "lpmc_shard_stats", "lpmc_shard_backward", "LpmcShardStats", "rescale_row_sum", "pose_margin",
+           "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
 
 POSE_MARGIN_M1 = 0.3
 POSE_MARGIN_M2 = 0.7
@@ -60,13 +63,16 @@ def _scalars(scale, margin_type, ignore_index):
     return float(scale), margin_type == "arc", int(ignore_index)
 
 
-@torch.library.custom_op("pyface::lpmc_fwd", mutates_args=())
-def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, scale: float,
-              arc: bool, ignore_index: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (per-row loss [B], lse [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
+def _fwd_stats(x, w, labels, margins, class_offset, scale, arc, ignore_index, chunk_size):
+    """Per-row (max, sum of exp(logit - max), target logit) over the classes
+    [class_offset, class_offset + C) that ``w`` holds, plus 1/|x| [B] and 1/|w| [C].
+
+    The chunk epilogues take the global index of their first class (c0), so a shard
+    of the class-centre matrix is just a chunk loop that starts at ``class_offset``:
+    rows whose label lies outside it fold every logit into the normaliser and keep
+    target 0. Ignored rows keep (-inf, 0, 0)."""
     B, C = x.shape[0], w.shape[0]
     dev, acc = x.device, acc_dtype(x)
-    _check_values(labels, margins, C, ignore_index)
     margins = margins.to(acc).contiguous()
     inx, inw = _inv_norm(x), _inv_norm(w)
     run_max = torch.full((B,), float("-inf"), dtype=acc, device=dev)
@@ -77,33 +83,25 @@ def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: t
         for c0 in range(0, C, chunk_size):
             w_c = w[c0:c0 + chunk_size]
             buf = _raw_chunk(flat, x, w_c)
-            call("lpmc_fwd_chunk", dev, acc == torch.float64, ptr(buf), B, w_c.shape[0], c0, ptr(inx),
+            call("lpmc_fwd_chunk", dev, acc == torch.float64, ptr(buf), B, w_c.shape[0], class_offset + c0, ptr(inx),
                  ptr(inw) + inw.element_size() * c0, ptr(labels), ptr(margins), scale, arc, ignore_index,
                  ptr(run_max), ptr(run_sum), ptr(tgt))
-    lse = run_max + torch.log(run_sum)
-    valid = labels != ignore_index
-    rows = torch.where(valid, lse - tgt, torch.zeros_like(lse))
-    return rows, lse, inx, inw
+    return run_max, run_sum, tgt, inx, inw
 
 
-@_lpmc_fwd.register_fake
-def _(x, w, labels, margins, scale, arc, ignore_index, chunk_size):
-    B, C = x.shape[0], w.shape[0]
-    f = lambda n: x.new_empty((n,), dtype=acc_dtype(x))  # noqa: E731
-    return f(B), f(B), f(B), f(C)
-
-
-@torch.library.custom_op("pyface::lpmc_bwd", mutates_args=())
-def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor,
-              lse: torch.Tensor, inx: torch.Tensor, inw: torch.Tensor, scale: float, arc: bool, ignore_index: int,
-              chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact gradients (dx [B, D], dw [C, D]) in the input dtypes."""
+def _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size):
+    """Exact gradients of sum_i grad_rows_i * (lse_i - target_i) with respect to x and to
+    the class shard ``w`` (classes [class_offset, class_offset + C)), given the per-row
+    log-sum-exp ``lse`` over all classes. Returns dx [B, D] in the accumulation type
+    (this shard's part of it: the parts of all shards add up to the full gradient) and
+    dw [C, D] in w's dtype."""
     B, D = x.shape
     C = w.shape[0]
     dev, acc = x.device, acc_dtype(x)
     f64 = acc == torch.float64
     grad_rows = grad_rows.to(acc).contiguous()
     margins = margins.to(acc).contiguous()
+    lse = lse.to(acc).contiguous()
     dx_acc = torch.zeros(B, D, dtype=acc, device=dev)
     rx = torch.zeros(B, dtype=acc, device=dev)
     dw = torch.empty_like(w)
@@ -122,9 +120,9 @@ def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels:
             n = w_c.shape[0]
             buf = _raw_chunk(flat, x, w_c)
             rw = rw_all[:n]
-            call("lpmc_bwd_chunk", dev, f64, ptr(buf), B, n, c0, ptr(inx), ptr(inw) + inw.element_size() * c0,
-                 ptr(labels), ptr(margins), scale, arc, ignore_index, ptr(lse), ptr(grad_rows), ptr(rx), ptr(rw),
-                 *extra)
+            call("lpmc_bwd_chunk", dev, f64, ptr(buf), B, n, class_offset + c0, ptr(inx),
+                 ptr(inw) + inw.element_size() * c0, ptr(labels), ptr(margins), scale, arc, ignore_index, ptr(lse),
+                 ptr(grad_rows), ptr(rx), ptr(rw), *extra)
             # buf now holds H = G / (|x_i| |w_j|); dx += H @ w_c, dw_c = H^T @ x - rw * w_c.
             w_acc = w_c.to(acc)
             if half_cuda:  # tensor-core products in the input dtype, fp32 results
@@ -137,7 +135,35 @@ def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels:
             dw_c.addcmul_(w_acc, rw[:, None], value=-1.0)
             dw[c0:c0 + n].copy_(dw_c)
     dx_acc.addcmul_(x.to(acc), rx[:, None], value=-1.0)
-    return dx_acc.to(x.dtype), dw
+    return dx_acc, dw
+
+
+@torch.library.custom_op("pyface::lpmc_fwd", mutates_args=())
+def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, scale: float,
+              arc: bool, ignore_index: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (per-row loss [B], lse [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
+    check_label_values(labels, margins, w.shape[0], ignore_index)
+    run_max, run_sum, tgt, inx, inw = _fwd_stats(x, w, labels, margins, 0, scale, arc, ignore_index, chunk_size)
+    lse = run_max + torch.log(run_sum)
+    valid = labels != ignore_index
+    rows = torch.where(valid, lse - tgt, torch.zeros_like(lse))
+    return rows, lse, inx, inw
+
+
+@_lpmc_fwd.register_fake
+def _(x, w, labels, margins, scale, arc, ignore_index, chunk_size):
+    B, C = x.shape[0], w.shape[0]
+    f = lambda n: x.new_empty((n,), dtype=acc_dtype(x))  # noqa: E731
+    return f(B), f(B), f(B), f(C)
+
+
+@torch.library.custom_op("pyface::lpmc_bwd", mutates_args=())
+def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor,
+              lse: torch.Tensor, inx: torch.Tensor, inw: torch.Tensor, scale: float, arc: bool, ignore_index: int,
+              chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact gradients (dx [B, D], dw [C, D]) in the input dtypes."""
+    dx, dw = _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, 0, scale, arc, ignore_index, chunk_size)
+    return dx.to(x.dtype), dw
 
 
 @_lpmc_bwd.register_fake
@@ -161,7 +187,7 @@ def _backward(ctx, grad_rows, _g_lse, _g_inx, _g_inw):
 _lpmc_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _check_values(labels: torch.Tensor, margins: torch.Tensor, num_classes: int, ignore_index: int) -> None:
+def check_label_values(labels: torch.Tensor, margins: torch.Tensor, num_classes: int, ignore_index: int) -> None:
     """Value checks (one host sync); run inside the op so they also hold under torch.compile."""
     if labels.numel() == 0:
         return
@@ -176,20 +202,8 @@ def _check_values(labels: torch.Tensor, margins: torch.Tensor, num_classes: int,
         raise ValueError("margins contains non-finite values (nan or inf)")
 
 
-def lpmc_loss(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, *,
-              scale: float = 64.0, margin_type: str = "cosine", ignore_index: int = -1, reduction: str = "mean",
-              chunk_size: int | None = None) -> torch.Tensor:
-    """Fused LPMC margin-softmax cross-entropy (Eq. 10).
-
-    embeddings: [B, D] float32/bfloat16/float16; weight: [C, D] class centres of the
-    same dtype; labels: [B] int64 (rows equal to ``ignore_index`` contribute 0 and are
-    left out of the mean); margins: [B] per-sample margins (see :func:`pose_margin`).
-    Both embeddings and weight rows are L2-normalised inside. ``margin_type``:
-    "cosine" -> target logit s*(cos - m); "arc" -> s*cos(theta + m) with the
-    s*(cos - m*sin m) fallback where theta + m >= pi. Returns float32: a scalar for
-    "mean"/"sum" (mean over non-ignored rows, 0 if none), [B] for "none".
-    Gradients are exact through both normalisations; none for labels or margins.
-    """
+def _validate(embeddings, weight, labels, margins, scale, margin_type, ignore_index, chunk_size):
+    """Argument checks shared by every LPMC entry point; returns the chunk size."""
     V.tensor("embeddings", embeddings, dtypes=V.FLOAT_DTYPES + (torch.float64,), ndim=2)
     V.tensor("weight", weight, dtypes=V.FLOAT_DTYPES + (torch.float64,), ndim=2)
     V.tensor("labels", labels, dtypes=(torch.int64,), ndim=1)
@@ -208,13 +222,28 @@ def lpmc_loss(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tens
     dev = V.same_device(embeddings=embeddings, weight=weight, labels=labels, margins=margins)
     V.number("scale", scale, lo=0.0, lo_open=True)
     V.choice("margin_type", margin_type, ("cosine", "arc"))
-    V.choice("reduction", reduction, ("mean", "sum", "none"))
     V.integer("ignore_index", ignore_index)
-    C = weight.shape[0]
     if chunk_size is None:
-        chunk_size = default_chunk_size(B, C, dev)
-    else:
-        chunk_size = V.integer("chunk_size", chunk_size, lo=1)
+        return default_chunk_size(B, weight.shape[0], dev)
+    return V.integer("chunk_size", chunk_size, lo=1)
+
+
+def lpmc_loss(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, *,
+              scale: float = 64.0, margin_type: str = "cosine", ignore_index: int = -1, reduction: str = "mean",
+              chunk_size: int | None = None) -> torch.Tensor:
+    """Fused LPMC margin-softmax cross-entropy (Eq. 10).
+
+    embeddings: [B, D] float32/bfloat16/float16; weight: [C, D] class centres of the
+    same dtype; labels: [B] int64 (rows equal to ``ignore_index`` contribute 0 and are
+    left out of the mean); margins: [B] per-sample margins (see :func:`pose_margin`).
+    Both embeddings and weight rows are L2-normalised inside. ``margin_type``:
+    "cosine" -> target logit s*(cos - m); "arc" -> s*cos(theta + m) with the
+    s*(cos - m*sin m) fallback where theta + m >= pi. Returns float32: a scalar for
+    "mean"/"sum" (mean over non-ignored rows, 0 if none), [B] for "none".
+    Gradients are exact through both normalisations; none for labels or margins.
+    """
+    V.choice("reduction", reduction, ("mean", "sum", "none"))
+    chunk_size = _validate(embeddings, weight, labels, margins, scale, margin_type, ignore_index, chunk_size)
     # A non-contiguous weight (e.g. a transposed view) would make the kernels read the
     # wrong elements: the copy is explicit and only of what is needed.
     x = embeddings.contiguous()
@@ -227,3 +256,116 @@ def lpmc_loss(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tens
     if reduction == "sum":
         return rows.sum()
     return rows.sum() / (labels != ignore_index).sum().clamp(min=1)
+
+
+# ----------------------------------------------------------------------------- class shards
+# Building blocks of the class-sharded loss (pyface.nn.LPMCLoss with a process group):
+# each rank holds the centres of classes [class_offset, class_offset + C) of a larger
+# matrix. The forward statistics of all shards combine into the full log-sum-exp; the
+# backward of a shard needs only that global lse. No B x C tensor, same fused kernels.
+
+
+@torch.library.custom_op("pyface::lpmc_shard_fwd", mutates_args=())
+def _lpmc_shard_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, class_offset: int,
+                    num_classes: int, scale: float, arc: bool, ignore_index: int,
+                    chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row_max [B], row_sum [B], target [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
+    check_label_values(labels, margins, num_classes, ignore_index)
+    return _fwd_stats(x, w, labels, margins, class_offset, scale, arc, ignore_index, chunk_size)
+
+
+@_lpmc_shard_fwd.register_fake
+def _(x, w, labels, margins, class_offset, num_classes, scale, arc, ignore_index, chunk_size):
+    B, C = x.shape[0], w.shape[0]
+    f = lambda n: x.new_empty((n,), dtype=acc_dtype(x))  # noqa: E731
+    return f(B), f(B), f(B), f(B), f(C)
+
+
+@torch.library.custom_op("pyface::lpmc_shard_bwd", mutates_args=())
+def _lpmc_shard_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor,
+                    margins: torch.Tensor, lse: torch.Tensor, inx: torch.Tensor, inw: torch.Tensor, class_offset: int,
+                    scale: float, arc: bool, ignore_index: int,
+                    chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(this shard's part of dx [B, D] in the accumulation type, dw [C, D] in w's dtype)."""
+    return _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size)
+
+
+@_lpmc_shard_bwd.register_fake
+def _(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size):
+    return x.new_empty(x.shape, dtype=acc_dtype(x)), torch.empty_like(w)
+
+
+class LpmcShardStats(NamedTuple):
+    """Per-row statistics of one class shard (accumulation type: float32, or float64).
+
+    row_max/row_sum: max and sum of exp(logit - row_max) over the shard's logits
+    (margin applied to the target logit when the target lies in the shard);
+    (-inf, 0) for ignored rows and for an empty shard. target: the target logit where
+    the shard owns the row's label, else 0. inv_norm_x [B], inv_norm_w [C]: reused by
+    :func:`lpmc_shard_backward`."""
+    row_max: torch.Tensor
+    row_sum: torch.Tensor
+    target: torch.Tensor
+    inv_norm_x: torch.Tensor
+    inv_norm_w: torch.Tensor
+
+
+def _check_shard(weight_shard, class_offset, num_classes):
+    class_offset = V.integer("class_offset", class_offset, lo=0)
+    num_classes = V.integer("num_classes", num_classes, lo=1)
+    if class_offset + weight_shard.shape[0] > num_classes:
+        raise ValueError(f"class_offset + weight_shard rows ({class_offset} + {weight_shard.shape[0]}) exceed "
+                         f"num_classes={num_classes}")
+    return class_offset, num_classes
+
+
+def lpmc_shard_stats(embeddings: torch.Tensor, weight_shard: torch.Tensor, labels: torch.Tensor,
+                     margins: torch.Tensor, *, class_offset: int, num_classes: int, scale: float = 64.0,
+                     margin_type: str = "cosine", ignore_index: int = -1,
+                     chunk_size: int | None = None) -> LpmcShardStats:
+    """Forward statistics of the LPMC loss over one shard of the classes.
+
+    weight_shard [C_s, D] holds classes [class_offset, class_offset + C_s) of a
+    num_classes-row matrix; labels are global class ids in [0, num_classes) or
+    ``ignore_index``. Over all shards, lse = M + log(sum_s row_sum_s * exp(row_max_s - M))
+    with M = max_s row_max_s, and the loss row is lse - target of the owning shard.
+    No autograd (the backward is :func:`lpmc_shard_backward`)."""
+    chunk_size = _validate(embeddings, weight_shard, labels, margins, scale, margin_type, ignore_index, chunk_size)
+    class_offset, num_classes = _check_shard(weight_shard, class_offset, num_classes)
+    s, arc, ign = _scalars(scale, margin_type, ignore_index)
+    out = torch.ops.pyface.lpmc_shard_fwd(embeddings.detach().contiguous(), weight_shard.detach().contiguous(),
+                                          labels.contiguous(), margins.detach().contiguous(), class_offset,
+                                          num_classes, s, arc, ign, int(chunk_size))
+    return LpmcShardStats(*out)
+
+
+def lpmc_shard_backward(grad_rows: torch.Tensor, embeddings: torch.Tensor, weight_shard: torch.Tensor,
+                        labels: torch.Tensor, margins: torch.Tensor, lse: torch.Tensor, *, class_offset: int,
+                        num_classes: int, inv_norm_x: torch.Tensor | None = None,
+                        inv_norm_w: torch.Tensor | None = None, scale: float = 64.0, margin_type: str = "cosine",
+                        ignore_index: int = -1, chunk_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients of sum_i grad_rows_i * loss_i with respect to the embeddings and to one
+    class shard, given the global per-row log-sum-exp ``lse`` [B] over all classes.
+
+    Returns (dx [B, D] float32/float64: this shard's part of the embedding gradient,
+    the parts of all shards sum to the full one; dw [C_s, D] in weight_shard's dtype:
+    exactly those rows of the full weight gradient). Ignored rows get zero."""
+    chunk_size = _validate(embeddings, weight_shard, labels, margins, scale, margin_type, ignore_index, chunk_size)
+    class_offset, num_classes = _check_shard(weight_shard, class_offset, num_classes)
+    B = embeddings.shape[0]
+    for name, t in (("grad_rows", grad_rows), ("lse", lse)):
+        V.tensor(name, t, dtypes=(torch.float32, torch.float64), ndim=1)
+        V.shape(name, t, (B,))
+    x, w = embeddings.detach().contiguous(), weight_shard.detach().contiguous()
+    inx = _inv_norm(x) if inv_norm_x is None else inv_norm_x.to(acc_dtype(x)).contiguous()
+    inw = _inv_norm(w) if inv_norm_w is None else inv_norm_w.to(acc_dtype(x)).contiguous()
+    s, arc, ign = _scalars(scale, margin_type, ignore_index)
+    return torch.ops.pyface.lpmc_shard_bwd(grad_rows.contiguous(), x, w, labels.contiguous(),
+                                           margins.detach().contiguous(), lse.contiguous(), inx, inw, class_offset,
+                                           s, arc, ign, int(chunk_size))
+
+
+def rescale_row_sum(row_max: torch.Tensor, row_sum: torch.Tensor, global_max: torch.Tensor) -> torch.Tensor:
+    """A shard's row_sum expressed relative to the global row max (0 for empty rows), so
+    that the shards' sums add up: lse = global_max + log(sum over shards)."""
+    return torch.where(row_sum > 0, row_sum * torch.exp(row_max - global_max), torch.zeros_like(row_sum))

@@ -24,28 +24,76 @@ def lpmc_target_logit(cos_y: torch.Tensor, margins: torch.Tensor, scale: float, 
     return scale * torch.where(fallback, cos_y - m * torch.sin(m), arc)
 
 
+def _lpmc_logits_reference(embeddings, weight, labels, margins, scale, margin_type, ignore_index, class_offset=0):
+    """Logits [B, C] of the classes [class_offset, class_offset + C) that ``weight``
+    holds (target logit in place where the shard owns the label), the target logit
+    [B] (0 where not owned) and the row masks (valid, owned)."""
+    acc = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+    cos = F.linear(F.normalize(embeddings, dim=1), F.normalize(weight, dim=1)).to(acc)
+    valid = labels != ignore_index
+    local = labels - class_offset
+    owned = valid & (local >= 0) & (local < cos.shape[1])
+    safe = torch.where(owned, local, torch.zeros_like(local))
+    logits = scale * cos
+    tgt = torch.zeros(cos.shape[0], dtype=acc, device=cos.device)
+    if cos.shape[1] > 0:
+        cos_y = cos.gather(1, safe[:, None])[:, 0]
+        tgt = torch.where(owned, lpmc_target_logit(cos_y, margins, scale, margin_type), tgt)
+        logits = torch.where(owned[:, None] & (torch.arange(cos.shape[1], device=cos.device) == safe[:, None]),
+                             tgt[:, None], logits)
+    return logits, tgt, valid, owned
+
+
 def lpmc_loss_reference(embeddings: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor,
                         *, scale: float = 64.0, margin_type: str = "cosine", ignore_index: int = -1,
                         reduction: str = "mean") -> torch.Tensor:
     """LPMC loss with the full B x C logit matrix; losses computed in float32 (or float64)."""
-    acc = torch.float64 if embeddings.dtype == torch.float64 else torch.float32
-    cos = F.linear(F.normalize(embeddings, dim=1), F.normalize(weight, dim=1)).to(acc)
-    valid = labels != ignore_index
-    safe = torch.where(valid, labels, torch.zeros_like(labels))
-    logits = scale * cos
-    if cos.shape[1] > 0:
-        cos_y = cos.gather(1, safe[:, None])[:, 0]
-        tgt = lpmc_target_logit(cos_y, margins, scale, margin_type)
-        logits = logits.scatter(1, safe[:, None], tgt[:, None])
+    logits, tgt, valid, _ = _lpmc_logits_reference(embeddings, weight, labels, margins, scale, margin_type,
+                                                   ignore_index)
+    if logits.shape[1] > 0:
         rows = torch.logsumexp(logits, dim=1) - tgt
     else:
-        rows = torch.zeros(cos.shape[0], dtype=acc, device=cos.device)
+        rows = torch.zeros_like(tgt)
     rows = torch.where(valid, rows, torch.zeros_like(rows))
     if reduction == "none":
         return rows
     if reduction == "sum":
         return rows.sum()
     return rows.sum() / valid.sum().clamp(min=1)
+
+
+def lpmc_shard_stats_reference(embeddings, weight_shard, labels, margins, *, class_offset: int, scale: float = 64.0,
+                               margin_type: str = "cosine", ignore_index: int = -1):
+    """(row_max, row_sum, target) of one class shard (see pyface.ops.lpmc_shard_stats)."""
+    with torch.no_grad():
+        logits, tgt, valid, _ = _lpmc_logits_reference(embeddings, weight_shard, labels, margins, scale,
+                                                       margin_type, ignore_index, class_offset)
+        keep = valid[:, None] & torch.ones_like(logits, dtype=torch.bool)
+        logits = torch.where(keep, logits, torch.full_like(logits, float("-inf")))
+        if logits.shape[1] == 0:
+            row_max = torch.full_like(tgt, float("-inf"))
+        else:
+            row_max = logits.max(dim=1).values
+        row_sum = torch.where(valid, torch.exp(logits - row_max[:, None].clamp_min(-3e38)).sum(dim=1),
+                              torch.zeros_like(tgt))
+        return row_max, row_sum, tgt
+
+
+def lpmc_shard_backward_reference(grad_rows, embeddings, weight_shard, labels, margins, lse, *, class_offset: int,
+                                  scale: float = 64.0, margin_type: str = "cosine", ignore_index: int = -1):
+    """(dx, dw) of one class shard given the global lse, by autograd of the surrogate
+    sum_i g_i * (sum_j exp(logit_ij - lse_i) - target_i), whose gradient with respect to
+    the shard's logits is g_i * (softmax_ij - [j = y_i]), that of the full loss."""
+    x = embeddings.detach().requires_grad_()
+    w = weight_shard.detach().requires_grad_()
+    with torch.enable_grad():
+        logits, tgt, valid, _ = _lpmc_logits_reference(x, w, labels, margins, scale, margin_type, ignore_index,
+                                                       class_offset)
+        safe_lse = torch.where(valid, lse.to(logits.dtype), torch.zeros_like(tgt))
+        p_sum = torch.exp(logits - safe_lse[:, None]).sum(dim=1)
+        g = torch.where(valid, grad_rows.to(logits.dtype), torch.zeros_like(tgt))
+        (g * (p_sum - tgt)).sum().backward()
+    return x.grad, w.grad
 
 
 # ----------------------------------------------------------------------------- landmark loss (Eq. 3-9)
