@@ -161,3 +161,53 @@ def test_class_shard_formula_and_init_is_sharding_independent():
     parts = [init_class_centres(40_000, 4, 3, *class_shard(40_000, 3, r)) for r in range(3)]
     assert torch.equal(torch.cat(parts), full)
     assert not torch.equal(init_class_centres(100, 4, seed=4), full[:100])
+
+
+def _head(**kw):
+    torch.manual_seed(5)
+    from pyface.nn import LPMCLoss
+
+    return LPMCLoss(50, 16, margin_type="arc", **kw)
+
+
+def test_class_sampling_keeps_positives_and_is_resumable():
+    x = torch.randn(8, 16)
+    y = torch.tensor([3, 3, 7, 49, 0, 12, -1, 7])
+    pose = torch.randn(8, 3) * 30
+    full = _head()(x, y, pose)
+    head = _head(sample_rate=0.3, sample_seed=11)
+    losses, rows = [], []
+    for _ in range(3):
+        head.weight.grad = None
+        loss = head(x, y, pose)
+        loss.backward()
+        losses.append(loss.item())
+        rows.append(head.weight.grad.abs().sum(dim=1) > 0)
+    assert int(head.sample_step) == 3
+    for used in rows:  # ceil(0.3 * 50) = 15 sampled classes, the 5 positives among them
+        assert used.sum() == 15 and used[[0, 3, 7, 12, 49]].all()
+    assert not torch.equal(rows[0], rows[1])  # a new draw of negatives each step
+    assert all(v < full.item() for v in losses)  # fewer classes in the normaliser
+    # resume from the state dict: the same sequence continues
+    again = _head(sample_rate=0.3, sample_seed=11)
+    again(x, y, pose)
+    state = again.state_dict()
+    resumed = _head(sample_rate=0.3, sample_seed=11)
+    resumed.load_state_dict(state)
+    assert resumed(x, y, pose).item() == losses[1]
+    # evaluation mode: no sampling, the exact loss
+    head.eval()
+    torch.testing.assert_close(head(x, y, pose), full)
+    # rate 1 is the exact loss; every class kept when ceil(rate * C) = C
+    torch.testing.assert_close(_head(sample_rate=0.999)(x, y, pose), full)
+
+
+def test_module_rejects_bad_options():
+    from pyface.nn import LPMCLoss
+
+    with pytest.raises(ValueError, match="sample_rate"):
+        LPMCLoss(10, 4, sample_rate=0.0)
+    with pytest.raises(ValueError, match="sample_rate"):
+        LPMCLoss(10, 4, sample_rate=1.5)
+    with pytest.raises(ValueError, match="labels"):
+        _head(sample_rate=0.5)(torch.randn(2, 16), torch.tensor([1, 50]), torch.zeros(2, 3))
