@@ -24,6 +24,15 @@ def _bench(args) -> int:
 
 
 def _train(args) -> int:
+    """Single process, or one rank of a ``torchrun`` launch (WORLD_SIZE in the
+    environment): an exception on any rank exits that rank non-zero, torchrun then stops
+    the others, and the error is recorded for torchelastic's summary."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    return record(_train_ranked)(args)
+
+
+def _train_ranked(args) -> int:
     from pyface.train import Trainer, load_config
 
     over = {}
@@ -35,14 +44,23 @@ def _train(args) -> int:
         over["loss"] = {"fused": False}
     cfg = load_config(args.config, over)
     trainer = Trainer(cfg)
+    main = trainer.dist.is_main
     counts = trainer.model.parameter_counts()
-    print(f"recipe {cfg['recipe']}, model {cfg['model']['preset']} tasks {list(trainer.tasks)}: "
-          + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items()))
+    if main:
+        ws = trainer.dist.world_size
+        print(f"recipe {cfg['recipe']}, model {cfg['model']['preset']} tasks {list(trainer.tasks)}: "
+              + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in counts.items())
+              + (f"; {ws} ranks ({trainer.dist.backend}), global batch {cfg['data']['batch_size'] * ws}"
+                 if ws > 1 else ""))
     resume = args.resume if args.resume not in (None, "") else bool(args.resume == "")
     metrics = trainer.fit(resume=resume)
-    if metrics:
+    if metrics and main:
         print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
-    print(f"run folder: {trainer.out}")
+    if main:
+        print(f"run folder: {trainer.out}")
+    # Only on success: after an error the process exits and torchrun stops the others
+    # (a collective teardown with a rank gone could block).
+    trainer.dist.shutdown()
     return 0
 
 

@@ -160,6 +160,8 @@ class LPMCLoss(nn.Module):
             init_seed = int(torch.randint(0, 2**31 - 1, ()).item())
         self.weight = nn.Parameter(init_class_centres(num_classes, embedding_dim, init_seed, self.class_start,
                                                       self.num_local))
+        if self.sharded:  # (start, rows, total rows): read by the trainer's checkpoint split
+            self.weight.pyface_shard = (self.class_start, self.num_local, num_classes)
         self.register_buffer("sample_step", torch.zeros((), dtype=torch.int64))
 
     @property

@@ -48,3 +48,124 @@ def set_rng_state(st: dict) -> None:
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
+
+
+# ----------------------------------------------------------------------------- distributed runs
+# Layout: checkpoints/last.pt (rank 0: everything but the loss module, with
+# "world_size") and checkpoints/shards/step<S>-rank<r>-of-<W>.pt (each rank: its
+# class-centre shard, loss buffers, their optimizer state, its RNG). Shards are written
+# first; last.pt, written after a barrier, commits step S; older shards are pruned only
+# after that, so a kill at any moment leaves a consistent (last.pt, shards) pair.
+
+def shard_path(ckpt_dir: str | os.PathLike, step: int, rank: int, world_size: int) -> Path:
+    return Path(ckpt_dir) / "shards" / f"step{step:09d}-rank{rank}-of-{world_size}.pt"
+
+
+def prune_shards(ckpt_dir: str | os.PathLike, keep_step: int, rank: int, world_size: int) -> None:
+    """Delete this rank's shard files other than the one of ``keep_step``."""
+    keep = shard_path(ckpt_dir, keep_step, rank, world_size).name
+    for p in (Path(ckpt_dir) / "shards").glob(f"step*-rank{rank}-of-{world_size}.pt"):
+        if p.name != keep:
+            p.unlink(missing_ok=True)
+
+
+def load_rank(path: str | os.PathLike, rank: int, world_size: int, map_location="cpu") -> dict:
+    """The trainer state of ``rank`` from a checkpoint: a single-process one as is (world
+    size 1), a distributed one merged from last.pt and the rank's shard file."""
+    from pyface.train.distributed import merge_state
+
+    path = Path(path)
+    main = load(path, map_location)
+    saved = main.get("world_size", 1)
+    if saved != world_size:
+        raise ValueError(
+            f"{path} was written by {saved} process(es), this run has {world_size}: re-shard it first with "
+            f"`python -m pyface.train.checkpoint {path} --world-size {world_size} --out NEW_DIR`")
+    if saved == 1 and "loss" in main:
+        return main
+    return merge_state(main, load(shard_path(path.parent, main["step"], rank, saved), map_location))
+
+
+def _cat_rows(parts: list):
+    """Per-rank tensors concatenated along dim 0; scalars (e.g. an optimizer's step
+    count, equal on every rank) kept once."""
+    if isinstance(parts[0], torch.Tensor) and parts[0].dim() > 0:
+        return torch.cat(parts)
+    return parts[0]
+
+
+def reshard(path: str | os.PathLike, world_size: int, out_dir: str | os.PathLike) -> Path:
+    """Re-split a checkpoint's class-sharded matrices (and their optimizer state) for
+    ``world_size`` ranks, or reassemble them into one process's checkpoint
+    (``world_size=1``: the ordinary single-process format, usable for fine-tuning,
+    evaluation or ``Trainer.resume``). Writes ``out_dir/last.pt`` (+ ``out_dir/shards/``)
+    and returns its path. Rows keep their class ids; per-rank RNG states are kept for
+    ranks that exist in both layouts, so only a same-size "reshard" resumes bit-exactly."""
+    from pyface.nn.lpmc import class_shard
+
+    path, out_dir = Path(path), Path(out_dir)
+    world_size = int(world_size)
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}")
+    main = load(path)
+    old = main.get("world_size", 1)
+    if old == 1 and "loss" in main:
+        # its optimizer state is keyed by position only; splitting it is not supported
+        raise ValueError(f"{path} is a single-process checkpoint: nothing to re-shard")
+    shards = [load(shard_path(path.parent, main["step"], r, old)) for r in range(old)]
+    sharded = shards[0]["shards"]
+    # full loss state and full optimizer state of the loss parameters
+    full_loss = dict(shards[0]["loss"])
+    for name in sharded:
+        full_loss[name] = torch.cat([s["loss"][name] for s in shards])
+    full_opt = {}
+    for name, st0 in shards[0]["optimizer"].items():
+        if name in sharded:
+            full_opt[name] = {k: _cat_rows([s["optimizer"][name][k] for s in shards]) for k in st0}
+        else:
+            full_opt[name] = st0
+    index = shards[0]["optimizer_index"]
+    base = {k: v for k, v in main.items() if k != "world_size"}
+    if world_size == 1:
+        st = dict(base)
+        st["loss"] = full_loss
+        st["optimizer"] = {"state": {**main["optimizer"]["state"], **{index[n]: s for n, s in full_opt.items()}},
+                           "param_groups": main["optimizer"]["param_groups"]}
+        st["rng"] = shards[0]["rng"]
+        return save_atomic(st, out_dir / "last.pt")
+    for r in range(world_size):
+        loss_r, opt_r, spans = dict(full_loss), {}, {}
+        for name, (_, _, total) in sharded.items():
+            start, n = class_shard(total, world_size, r)
+            loss_r[name] = full_loss[name][start:start + n].clone()
+            spans[name] = (start, n, total)
+        for name, st in full_opt.items():
+            if name in sharded:
+                start, n, _ = spans[name]
+                opt_r[name] = {k: (v[start:start + n].clone() if isinstance(v, torch.Tensor) and v.dim() else v)
+                               for k, v in st.items()}
+            else:
+                opt_r[name] = st
+        shard = {"step": main["step"], "rank": r, "world_size": world_size, "loss": loss_r, "optimizer": opt_r,
+                 "optimizer_index": index, "rng": shards[r if r < old else 0]["rng"],
+                 "shards": spans}
+        save_atomic(shard, shard_path(out_dir, main["step"], r, world_size))
+    return save_atomic({**base, "world_size": world_size}, out_dir / "last.pt")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m pyface.train.checkpoint",
+                                description="re-shard a distributed training checkpoint to another number of "
+                                            "processes, or reassemble it into one (--world-size 1)")
+    p.add_argument("checkpoint", help="RUN/checkpoints/last.pt of a distributed run")
+    p.add_argument("--world-size", type=int, required=True)
+    p.add_argument("--out", required=True, help="new checkpoints folder (last.pt + shards/)")
+    a = p.parse_args(argv)
+    print(f"wrote {reshard(a.checkpoint, a.world_size, a.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

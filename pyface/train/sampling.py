@@ -6,6 +6,12 @@
 wrapped dataset, so a sample (including random augmentation) depends only on
 (seed, epoch, position) -- not on which worker loads it or on what ran before. That
 makes ``--resume`` exact with any number of workers.
+
+Distributed (``rank``/``world_size``): batch b of the epoch is the global batch of
+``batch_size * world_size`` consecutive positions of the same permutation, and rank r
+takes its r-th slice of ``batch_size``. The ranks' shares are disjoint, their union is
+what one process with the global batch size sees (same items, same item seeds), and
+``start_batch`` resumes every rank at the same global step.
 """
 from __future__ import annotations
 
@@ -24,12 +30,18 @@ def item_seed(seed: int, epoch: int, position: int) -> int:
 
 class EpochBatchSampler(Sampler):
     def __init__(self, n: int, batch_size: int, seed: int, epoch: int, start_batch: int = 0, shuffle: bool = True,
-                 drop_last: bool = True):
+                 drop_last: bool = True, rank: int = 0, world_size: int = 1):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if world_size > 1 and not drop_last:
+            raise ValueError("drop_last=False is single-process only (ranks must take the same number of steps)")
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, epoch
         self.start_batch, self.shuffle, self.drop_last = start_batch, shuffle, drop_last
+        self.rank, self.world_size = rank, world_size
 
     def num_batches(self) -> int:
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        gb = self.batch_size * self.world_size
+        return self.n // gb if self.drop_last else -(-self.n // gb)
 
     def __len__(self) -> int:
         return max(0, self.num_batches() - self.start_batch)
@@ -40,8 +52,10 @@ class EpochBatchSampler(Sampler):
             order = torch.randperm(self.n, generator=g).tolist()
         else:
             order = list(range(self.n))
+        gb = self.batch_size * self.world_size
         for b in range(self.start_batch, self.num_batches()):
-            pos = range(b * self.batch_size, min(self.n, (b + 1) * self.batch_size))
+            first = b * gb + self.rank * self.batch_size
+            pos = range(first, min(self.n, first + self.batch_size))
             yield [(order[p], item_seed(self.seed, self.epoch, p)) for p in pos]
 
 

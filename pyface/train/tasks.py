@@ -48,11 +48,14 @@ def register_task(name: str):
 @dataclass
 class TaskContext:
     """What a task may need to build itself: the model config (input size, embedding
-    size), the training set (class count), and whether to use the fused ops."""
+    size), the training set (class count), whether to use the fused ops, and the
+    torch.distributed process group when training on several ranks (a task may shard
+    its parameters over it, as the FR task does its class centres)."""
 
     model_config: Any
     train_set: Any = None
     fused: bool = True
+    process_group: Any = None
 
 
 class Task(nn.Module):
@@ -131,10 +134,12 @@ class _MeanLabel(nn.Module):
 class FaceRecognitionTask(Task):
     """L_FR: :class:`pyface.nn.LPMCLoss` (owns the class centres) with margins from the
     ground-truth pose; identity -1 is ignored. Metric: 10-fold verification accuracy over
-    pairs of the validation identities."""
+    pairs of the validation identities. Under torchrun the class centres are sharded over
+    the ranks; ``sample_rate`` < 1 turns on Partial FC class sampling (an approximation)."""
 
     head = "fr"
-    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine", "num_classes": None}
+    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine", "num_classes": None,
+                "sample_rate": 1.0}
     label_keys = ("identity",)
 
     def __init__(self, options=None, context: TaskContext | None = None):
@@ -148,7 +153,8 @@ class FaceRecognitionTask(Task):
                              "num_identities)")
         dim = ctx.model_config.embedding_dim if ctx.model_config is not None else 512
         self.fr = LPMCLoss(n, dim, m1=o["m1"], m2=o["m2"], scale=o["scale"], margin_type=o["margin_type"],
-                           ignore_index=-1, fused=ctx.fused)
+                           ignore_index=-1, fused=ctx.fused, process_group=ctx.process_group,
+                           sample_rate=o["sample_rate"])
         self.num_pairs, self.seed = 3000, 0  # set by the trainer (val_pairs, seed)
 
     def loss(self, outputs, batch):

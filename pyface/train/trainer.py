@@ -8,6 +8,12 @@ Run folder (``out_dir``): ``checkpoints/last.pt`` (atomic, every ``checkpoint_ev
 steps and at each epoch end), ``train.csv`` (one row per ``log_every`` steps),
 ``val.csv``, ``tb/`` (TensorBoard), ``loss_curves.png``, ``config.yaml``, ``model.pt``
 (final weights + model config).
+
+Under ``torchrun`` (WORLD_SIZE > 1; :mod:`pyface.train.distributed`): one rank per
+device, DDP around the model, the FR class centres sharded over the ranks,
+``data.batch_size`` per rank (global batch = batch_size x world size, one step = one
+global batch), logs / progress / validation / plots / model.pt on rank 0 only,
+checkpoints split into rank 0's last.pt and one shard file per rank.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from torch.utils.data import DataLoader
 from pyface.models import MultiTaskNet, model_config
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
+from pyface.train import distributed as Dist
 from pyface.train.optim import OPTIMIZERS, lr_factor
 from pyface.train.sampling import EpochBatchSampler, SeededDataset, collate
 from pyface.train.tasks import MultiTaskLoss, TaskContext
@@ -69,7 +76,7 @@ class Trainer:
     def __init__(self, cfg: dict, train_set=None, val_set=None):
         self.cfg = cfg = C.resolve(cfg) if "recipe" not in cfg or "optim" not in cfg else cfg
         self.out = Path(cfg["out_dir"])
-        self.device = _device(cfg["device"])
+        self.dist, self.device = Dist.setup(_device(cfg["device"]))
         self.train_set = train_set if train_set is not None else build_dataset(cfg["data"]["train"])
         self.val_set = val_set if val_set is not None else build_dataset(cfg["data"]["val"])
         torch.manual_seed(cfg["seed"])
@@ -77,12 +84,15 @@ class Trainer:
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
         self.model = MultiTaskNet(self.model_cfg).to(self.device)
         self.tasks = tuple(cfg["tasks"])
-        ctx = TaskContext(self.model_cfg, self.train_set, fused=cfg["loss"]["fused"])
+        ctx = TaskContext(self.model_cfg, self.train_set, fused=cfg["loss"]["fused"], process_group=self.dist.group)
         self.loss = MultiTaskLoss(cfg["tasks"], ctx).to(self.device)
+        self.ddp = Dist.wrap_model(self.model, self.dist, self.device)
+        if self.dist.enabled:  # same initial weights everywhere, then per-rank dropout etc.
+            torch.manual_seed(cfg["seed"] + 1_000_003 * self.dist.rank)
         for t in self.loss.tasks.values():  # validation pairs of the FR metric
             t.num_pairs, t.seed = cfg["val_pairs"], cfg["seed"]
         o = cfg["optim"]
-        bs = cfg["data"]["batch_size"]
+        bs = cfg["data"]["batch_size"] * self.dist.world_size  # the global batch
         self.steps_per_epoch = len(self.train_set) // bs
         if self.steps_per_epoch < 1:
             raise ValueError(f"the training set ({len(self.train_set)} samples) is smaller than one batch ({bs})")
@@ -95,7 +105,7 @@ class Trainer:
         spe, tot = self.steps_per_epoch, self.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, spe, tot, o))
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg["amp"]]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg["amp"] == "fp16")
+        self.scaler = Dist.grad_scaler(self.device, cfg["amp"] == "fp16", self.dist)
         self.step = 0
         self.history: list[dict] = []
         self.val_history: list[dict] = []
@@ -125,14 +135,25 @@ class Trainer:
         ckpt.set_rng_state(st["rng"])
 
     def save_checkpoint(self) -> Path:
-        return ckpt.save_atomic(self.state_dict(), self.checkpoint_path)
+        if not self.dist.enabled:
+            return ckpt.save_atomic(self.state_dict(), self.checkpoint_path)
+        d, r, w = self.checkpoint_path.parent, self.dist.rank, self.dist.world_size
+        main, shard = Dist.split_state(self.state_dict(), self.loss, self.optimizer, self.dist)
+        ckpt.save_atomic(shard, ckpt.shard_path(d, self.step, r, w))
+        self.dist.barrier()
+        if self.dist.is_main:  # commits the step
+            ckpt.save_atomic(main, self.checkpoint_path)
+        self.dist.barrier()
+        ckpt.prune_shards(d, self.step, r, w)
+        return self.checkpoint_path
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Load ``path`` (default: out_dir/checkpoints/last.pt). False when there is none."""
+        """Load ``path`` (default: out_dir/checkpoints/last.pt). False when there is none.
+        Distributed, every rank loads last.pt and its own shard file."""
         path = Path(path) if path else self.checkpoint_path
         if not path.exists():
             return False
-        self.load_state_dict(ckpt.load(path, map_location=self.device))
+        self.load_state_dict(ckpt.load_rank(path, self.dist.rank, self.dist.world_size, map_location=self.device))
         return True
 
     # ------------------------------------------------------------------ data
@@ -174,17 +195,19 @@ class Trainer:
         self.model.train()
         b = self.prepare(batch)
         # the tasks' batch transforms draw from a generator seeded by the step (exact resume)
-        g = torch.Generator(device=self.device).manual_seed(self.cfg["seed"] * 1_000_003 + self.step)
+        g = torch.Generator(device=self.device).manual_seed(self.cfg["seed"] * 1_000_003 + self.step
+                                                            + 7919 * self.dist.rank)
         b = self.loss.prepare(b, g)
         with self._autocast():
-            out = self.model(b["image"])
+            out = self.ddp(b["image"])
         total, parts = self.loss(out, b)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        Dist.sync_replicated_grads(self.loss.parameters(), self.dist)
         clip = self.cfg["optim"]["grad_clip"]
         if clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(list(self.model.parameters()) + list(self.loss.parameters()), clip)
+            Dist.clip_grad_norm(list(self.model.parameters()) + list(self.loss.parameters()), clip, self.dist)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -196,13 +219,15 @@ class Trainer:
         """Train to ``total_steps`` (resuming from the last checkpoint when asked); returns
         the last validation metrics (empty without a validation set)."""
         cfg = self.cfg
+        main, world = self.dist.is_main, self.dist.world_size
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.resume(None if resume is True else resume)
-        (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self._rewrite_csv("train.csv", self.train_fields, self.history)
-        self._rewrite_csv("val.csv", None, self.val_history)
-        if cfg["tensorboard"]:
+        if main:
+            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            self._rewrite_csv("train.csv", self.train_fields, self.history)
+            self._rewrite_csv("val.csv", None, self.val_history)
+        if cfg["tensorboard"] and main:
             from torch.utils.tensorboard import SummaryWriter
 
             self._tb = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
@@ -212,32 +237,35 @@ class Trainer:
         try:
             while self.step < self.total_steps:
                 epoch, start = divmod(self.step, spe)
-                sampler = EpochBatchSampler(len(self.train_set), bs, cfg["seed"], epoch, start)
+                sampler = EpochBatchSampler(len(self.train_set), bs, cfg["seed"], epoch, start,
+                                            rank=self.dist.rank, world_size=world)
                 loader = self._loader(self.train_set, sampler, cfg["data"]["num_workers"])
-                bar = self._bar(epoch, start, spe)
+                bar = self._bar(epoch, start, spe) if main else None
                 for batch in loader:
                     r = self.train_step(batch)
                     for k, v in r.items():
                         acc[k] = acc.get(k, 0.0) + v
                     n_acc += 1
-                    imgs += batch["image"].shape[0]
+                    imgs += batch["image"].shape[0] * world
                     if self.step % cfg["log_every"] == 0 or self.step == self.total_steps:
                         dt = time.perf_counter() - t0
                         row = {"step": self.step, "epoch": self.step / spe,
                                "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": imgs / max(dt, 1e-9)}
-                        row.update({k: float(v) / n_acc for k, v in acc.items()})
-                        self._log_train(row)
+                        row.update({k: v / n_acc for k, v in Dist.mean_over_ranks(acc, self.dist).items()})
+                        if main:
+                            self._log_train(row)
                         if bar is not None:
                             bar.set_postfix(loss=f"{row['loss']:.3g}", img_s=f"{row['images_per_s']:.0f}")
                         acc, n_acc, t0, imgs = {}, 0, time.perf_counter(), 0
                     if bar is not None:
                         bar.update(1)
                     epoch_end = self.step % spe == 0
-                    if epoch_end and self.val_set is not None and (self.step // spe) % cfg["val_every_epochs"] == 0:
+                    if (epoch_end and main and self.val_set is not None
+                            and (self.step // spe) % cfg["val_every_epochs"] == 0):
                         last_val = self._validate()
                     if self.step % cfg["checkpoint_every"] == 0 or epoch_end or self.step == self.total_steps:
                         self.save_checkpoint()
-                    if epoch_end:
+                    if epoch_end and main:
                         self.plot()
                     if callback is not None:
                         callback(self)
@@ -245,12 +273,15 @@ class Trainer:
                         break
                 if bar is not None:
                     bar.close()
-            if self.val_set is not None and (not last_val or last_val.get("step") != self.step):
-                last_val = self._validate()
+            final_val = main and self.val_set is not None and (not last_val or last_val.get("step") != self.step)
+            if Dist.any_rank(final_val, self.dist, self.device):
+                if main:
+                    last_val = self._validate()
                 self.save_checkpoint()
-            self.plot()
-            torch.save({"model": self.model.state_dict(), "model_config": self.model_cfg.to_dict()},
-                       self.out / "model.pt")
+            if main:
+                self.plot()
+                torch.save({"model": self.model.state_dict(), "model_config": self.model_cfg.to_dict()},
+                           self.out / "model.pt")
         finally:
             if self._tb is not None:
                 self._tb.close()
