@@ -189,3 +189,11 @@ def test_torchrun_two_ranks_kill_and_resume_is_bit_identical(tmp_path):
     assert torch.equal(torch.cat(parts), st1["loss"][key])
     with pytest.raises(ValueError, match="re-shard"):
         ckpt.load_rank(tmp_path / "full" / "checkpoints" / "last.pt", 0, 3)
+    # an error on one rank (its shard file is gone) ends every rank, non-zero, no hang
+    for p in (tmp_path / "killed" / "checkpoints" / "shards").glob("*rank1-of-2.pt"):
+        p.unlink()
+    t0 = time.time()
+    broken = _torchrun(cfg_file, tmp_path / "killed", "--resume")
+    out, _ = broken.communicate(timeout=600)
+    assert broken.returncode != 0 and "rank1-of-2.pt" in out, out
+    print(f"one rank failing: torchrun exited {broken.returncode} after {time.time() - t0:.0f} s")
