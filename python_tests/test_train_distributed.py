@@ -182,6 +182,9 @@ def test_torchrun_two_ranks_kill_and_resume_is_bit_identical(tmp_path):
     key = "tasks.fr.fr.weight"
     assert torch.equal(st1["loss"][key], torch.cat([a[0]["loss"][key], a[1]["loss"][key]]))
     assert st1["loss"][key].shape[0] == 7
+    single = Trainer(resolve_config({**cfg, "out_dir": str(tmp_path / "single")}))
+    assert single.resume(one) and single.step == 24  # loads into a one-process trainer
+    assert torch.equal(single.loss.tasks["fr"].fr.weight.detach(), st1["loss"][key])
     # and to 3 ranks, whose shards follow the class_shard formula
     three = ckpt.reshard(tmp_path / "full" / "checkpoints" / "last.pt", 3, tmp_path / "three")
     parts = [ckpt.load_rank(three, r, 3)["loss"][key] for r in range(3)]

@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "setup", "is_sharded", "sharded_params"]
+__all__ = ["DistContext", "any_rank", "clip_grad_norm", "grad_scaler", "is_sharded", "mean_over_ranks", "merge_state",
+           "setup", "sharded_params", "split_state", "sync_replicated_grads", "wrap_model"]
 
 
 @dataclass
@@ -78,8 +79,8 @@ def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.M
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    # Heads of disabled-for-this-batch tasks may get no gradient.
-    return DDP(model, device_ids=ids, find_unused_parameters=False)
+    # Every head takes part in every step (a task without usable rows returns 0 * output).
+    return DDP(model, device_ids=ids)
 
 
 def is_sharded(p: torch.Tensor) -> bool:
