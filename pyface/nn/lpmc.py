@@ -8,9 +8,9 @@ all-gathers the embeddings (with autograd), the labels and the margins of every 
 (pyface.ops.lpmc_shard_stats), combines the per-row max and sum of exponentials across
 ranks (all-reduce MAX, then SUM of the rescaled sums, together with the target logit,
 which only the owning rank has), and returns the mean over the global batch on every
-rank. Backward runs pyface.ops.lpmc_shard_backward with the global log-sum-exp, sums
-the embedding-gradient parts of all shards and hands each rank the rows of its own
-samples times W: DDP then averages the backbone gradients over W ranks, which
+rank. Backward runs pyface.ops.lpmc_shard_backward with the global log-sum-exp, and a
+reduce-scatter sums the embedding-gradient parts of all shards and hands each rank the
+rows of its own samples, times W: DDP then averages the backbone gradients over W ranks, which
 reproduces single-process training. No B x C tensor exists on any rank.
 """
 from __future__ import annotations
@@ -99,12 +99,16 @@ class _ShardedLPMC(torch.autograd.Function):
                                      inv_norm_w=inw, **kw)
         world = len(sizes)
         if world > 1:
-            # Sum the shards' parts in the accumulation type, then keep this rank's rows.
-            # x W: each rank's loss is the global mean, and DDP divides the backbone
-            # gradient by W (Partial FC does the same).
-            dist.all_reduce(dx, op=dist.ReduceOp.SUM, group=group)
-            start = sum(sizes[:rank])
-            dx = dx[start:start + sizes[rank]] * world
+            # Sum the shards' parts in the accumulation type and keep this rank's rows:
+            # a reduce-scatter over the padded [W * max(sizes), D] layout. x W: each
+            # rank's loss is the global mean and DDP divides the backbone gradient by W
+            # (Partial FC does the same).
+            bmax = max(sizes)
+            rows = torch.cat([torch.arange(n, device=dx.device) + r * bmax for r, n in enumerate(sizes)])
+            pad = dx.new_zeros((world * bmax, dx.shape[1])).index_copy_(0, rows, dx)
+            mine = dx.new_empty((bmax, dx.shape[1]))
+            dist.reduce_scatter_tensor(mine, pad, op=dist.ReduceOp.SUM, group=group)
+            dx = mine[:sizes[rank]] * world
         return dx.to(x_dtype), dw, None, None, None, None, None, None, None, None
 
 
