@@ -2,9 +2,9 @@
 registered as torch.library custom ops (autograd, torch.compile, opcheck)."""
 from pyface.ops._ext import cuda_available
 from pyface.ops.cosine_dups import cosine_duplicates
-from pyface.ops.lpmc import default_chunk_size, lpmc_loss, pose_margin
+from pyface.ops.lpmc import default_chunk_size, lpmc_loss, lpmc_shard_backward, lpmc_shard_stats, pose_margin
 from pyface.ops.landmark import landmark_loss, pose_loss
 from pyface.ops.selective_fit import selective_fit
 
-__all__ = ["cosine_duplicates", "cuda_available", "default_chunk_size", "landmark_loss", "lpmc_loss", "pose_loss",
-           "pose_margin", "selective_fit"]
+__all__ = ["cosine_duplicates", "cuda_available", "default_chunk_size", "landmark_loss", "lpmc_loss",
+           "lpmc_shard_backward", "lpmc_shard_stats", "pose_loss", "pose_margin", "selective_fit"]
