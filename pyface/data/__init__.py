@@ -17,11 +17,13 @@ Example::
 
 Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insightface
 ``train.rec``), :class:`ImageFolderFaces` (VGGFace2 layout), :class:`ManifestDataset`
-(the pseudo-labeled Parquet manifest). The sample contract is in
+(the pseudo-labeled Parquet manifest), :class:`ETHXGaze` (head pose, h5 per subject; needs
+the ``xgaze`` extra, h5py). The sample contract is in
 :mod:`pyface.data.sample`; bad samples raise :class:`DataError` or, with
 ``on_error="skip"``, are skipped, counted in ``dataset.skipped`` and warned about.
 """
 from pyface.data import transforms
+from pyface.data.ethxgaze import ETHXGaze, write_ethxgaze
 from pyface.data.folder import ImageFolderFaces, write_image_folder
 from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
                                   write_manifest_dataset)
@@ -34,5 +36,5 @@ __all__ = [
     "transforms", "ImageFolderFaces", "write_image_folder", "MANIFEST_SCHEMA", "ManifestDataset",
     "read_manifest", "write_manifest", "write_manifest_dataset", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks", "mirror_pose",
-    "W300LP", "write_300wlp", "SyntheticFaces",
+    "W300LP", "write_300wlp", "SyntheticFaces", "ETHXGaze", "write_ethxgaze",
 ]
