@@ -80,9 +80,17 @@ def test_ssl_branch_parameter_counts_resnet50():
         assert n_params(SSLBranch(c, 3, ("puzzle",))) == block + c * 81 + 81
 
 
+def test_image_rotation_probe():
+    br = SSLBranch(64, 1, ("rotation",), block=False)
+    assert br(torch.randn(5, 64, 3, 3)).shape == (5, 1, 4)
+    assert n_params(br) == 64 * 4 + 4
+
+
 def test_ssl_branch_bad_args():
     with pytest.raises(ValueError, match="k must be"):
-        SSLBranch(256, 1)
+        SSLBranch(256, 0)
+    with pytest.raises(ValueError, match="1x1 puzzle"):
+        SSLBranch(256, 1, ("puzzle",))
     with pytest.raises(ValueError, match="kinds"):
         SSLBranch(256, 2, ("jigsaw",))
     with pytest.raises(ValueError, match="divisible by 4"):

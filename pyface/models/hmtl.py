@@ -67,12 +67,15 @@ class _SSLPath(nn.Module):
     linear head (the k*k per-region heads are one Linear with k*k*classes outputs: the
     same parameters and arithmetic as k*k separate layers)."""
 
-    def __init__(self, channels: int, regions: int, classes: int, dropout: float):
+    def __init__(self, channels: int, regions: int, classes: int, dropout: float, block: bool = True):
         super().__init__()
-        if channels % Bottleneck.expansion:
-            raise ValueError(f"the SSL bottleneck needs channels divisible by {Bottleneck.expansion}, got {channels}")
-        self.block = Bottleneck(channels, channels // Bottleneck.expansion)
-        _Trunk._init(self.block)
+        self.block = nn.Identity()
+        if block:
+            if channels % Bottleneck.expansion:
+                raise ValueError(f"the SSL bottleneck needs channels divisible by {Bottleneck.expansion}, "
+                                 f"got {channels}")
+            self.block = Bottleneck(channels, channels // Bottleneck.expansion)
+            _Trunk._init(self.block)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, regions * classes)
@@ -88,17 +91,23 @@ class SSLBranch(nn.Module):
     ``kinds`` ("puzzle": k*k classes per region; "rotation": 4 per region) its own
     bottleneck block (Sec. 4.1: puzzle and rotation "have separate branches but the
     branching points are the same"), global pool, dropout 0.2, a linear + softmax head
-    per region. forward -> logits [B, k*k, sum of classes] (puzzle classes first)."""
+    per region. forward -> logits [B, k*k, sum of classes] (puzzle classes first).
 
-    def __init__(self, channels: int, k: int, kinds=("puzzle",), dropout: float = 0.2):
+    ``k = 1`` with ("rotation",) is whole-image 4-way rotation; ``block=False`` drops the
+    bottleneck (a linear probe on the pooled features, e.g. for SSL pre-training heads
+    on the full trunk)."""
+
+    def __init__(self, channels: int, k: int, kinds=("puzzle",), dropout: float = 0.2, block: bool = True):
         super().__init__()
-        if not isinstance(k, int) or k < 2:
-            raise ValueError(f"k must be an int >= 2, got {k!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be an int >= 1, got {k!r}")
         kinds = tuple(kinds)
         if not kinds or any(t not in SSL_KINDS for t in kinds) or len(set(kinds)) != len(kinds):
             raise ValueError(f"kinds must be distinct values of {list(SSL_KINDS)}, got {kinds}")
         self.k, self.kinds = k, tuple(sorted(kinds, key=list(SSL_KINDS).index))
-        self.paths = nn.ModuleDict({t: _SSLPath(channels, k * k, SSL_KINDS[t] or k * k, dropout)
+        if k == 1 and "puzzle" in self.kinds:
+            raise ValueError("a 1x1 puzzle has nothing to solve: use k >= 2 for 'puzzle'")
+        self.paths = nn.ModuleDict({t: _SSLPath(channels, k * k, SSL_KINDS[t] or k * k, dropout, block)
                                     for t in self.kinds})
 
     def classes(self, kind: str) -> slice:
