@@ -4,15 +4,24 @@ flag point 1-4 (after ResNet stage 1, 2, 3 or 4).
 
 All heads take a trunk feature map [B, C, s, s] and global-average-pool it (as HopeNet
 and the paper's Keras ResNet50 do), so they work at any input size.
+
+Registered heads (``pyface.models.HEADS``; options are the builders' keywords):
+``hopenet`` (after stage 4, output "pose_logits" [B, 3, num_bins]), ``pose_regression``
+(after stage 4, "pose" [B, 3] degrees), ``ssl_puzzle`` / ``ssl_rotation`` /
+``ssl_puzzle_rotation`` (at ``flag`` 1-4, options k, flag, dropout, block; output = the
+head name, logits [B, k*k, classes]), ``ssl_image_rotation`` (after stage 4, [B, 1, 4])
+and ``barlow_twins`` (the projector after stage 4, "bt_projection" [B, dim]).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from pyface.models.heads import register_head
 from pyface.models.resnet import Bottleneck, _Trunk
 
-__all__ = ["FLAG_POINTS", "SSL_KINDS", "HopeNetHead", "PoseRegressionHead", "SSLBranch", "stage_channels"]
+__all__ = ["FLAG_POINTS", "SSL_KINDS", "BarlowProjector", "HopeNetHead", "PoseRegressionHead", "SSLBranch",
+           "stage_channels"]
 
 FLAG_POINTS = (1, 2, 3, 4)
 SSL_KINDS = {"puzzle": None, "rotation": 4}   # classes per region (None: k*k)
@@ -122,3 +131,60 @@ class SSLBranch(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.paths[t](f) for t in self.kinds], dim=-1)
+
+
+class BarlowProjector(nn.Module):
+    """Barlow Twins projector (Sec. 4.3): global pool, then three linear layers of ``dim``
+    units with BN + ReLU after the first two. forward -> [B, dim] projections."""
+
+    def __init__(self, channels: int, dim: int = 2048):
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+            nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
+            nn.Linear(dim, dim, bias=False))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.flatten(self.pool(f), 1))
+
+
+# ---------------------------------------------------------------------- registered heads
+def _flag(flag: int = 3, **_) -> int:
+    return flag
+
+
+@register_head("hopenet", output="pose_logits", branch_point=4)
+def hopenet_head(cfg, trunk, num_bins: int = 66, dropout: float = 0.5):
+    return HopeNetHead(trunk.out_channels, num_bins, dropout)
+
+
+@register_head("pose_regression", output="pose", branch_point=4)
+def pose_regression_head(cfg, trunk, dropout: float = 0.4):
+    return PoseRegressionHead(trunk.out_channels, dropout)
+
+
+def _ssl_head(kinds):
+    def build(cfg, trunk, k: int = 2, flag: int = 3, dropout: float = 0.2, block: bool = True):
+        return SSLBranch(stage_channels(trunk, flag), k, kinds, dropout, block)
+
+    return build
+
+
+register_head("ssl_puzzle", output="ssl_puzzle", branch_point=_flag)(_ssl_head(("puzzle",)))
+register_head("ssl_rotation", output="ssl_rotation", branch_point=_flag)(_ssl_head(("rotation",)))
+register_head("ssl_puzzle_rotation", output="ssl_puzzle_rotation", branch_point=_flag)(
+    _ssl_head(("puzzle", "rotation")))
+
+
+@register_head("ssl_image_rotation", output="ssl_image_rotation", branch_point=4)
+def ssl_image_rotation_head(cfg, trunk, dropout: float = 0.0):
+    """Whole-image 4-way rotation pre-training: a linear probe on the pooled trunk output."""
+    return SSLBranch(trunk.out_channels, 1, ("rotation",), dropout, block=False)
+
+
+@register_head("barlow_twins", output="bt_projection", branch_point=4)
+def barlow_twins_head(cfg, trunk, dim: int = 2048):
+    return BarlowProjector(trunk.out_channels, dim)
