@@ -202,3 +202,12 @@ def test_paper_configs_resolve(path):
     names = {"hopenet", "pose_regression", "ssl_puzzle", "ssl_rotation", "ssl_puzzle_rotation",
              "barlow_twins", "ssl_image_rotation"}
     assert set(cfg["tasks"]) <= names
+    import pyface.data as D
+
+    for spec in (cfg["data"]["train"], cfg["data"]["val"]):   # every named reader / transform exists
+        if spec:
+            assert hasattr(D, spec["type"]), spec["type"]
+            for t in spec.get("transform") or []:
+                assert hasattr(D.transforms, t["type"]), t["type"]
+    if cfg["init"]["checkpoint"]:
+        assert cfg["recipe"] in ("hmtl", "finetune", "linear-eval")

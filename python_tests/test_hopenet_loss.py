@@ -131,6 +131,9 @@ def test_regression_loss_formula3():
     ref.backward()
     torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(p.grad, r.grad, rtol=1e-4, atol=1e-6)
+    rmse_only = sum(torch.sqrt(((pred[~torch.isnan(y[:, j]), j] - y[~torch.isnan(y[:, j]), j]) ** 2).mean())
+                    for j in range(3))
+    torch.testing.assert_close(pose_regression_loss(pred, y, mse_weight=0.0), rmse_only)   # Formula 1
     two = pose_regression_loss(pred[:, :2].float(), y[:, :2].float())   # yaw/pitch only (ETH-XGaze)
     assert two.shape == () and math.isfinite(float(two))
     with pytest.raises(ValueError, match="angles_deg must have shape"):

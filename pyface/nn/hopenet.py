@@ -114,14 +114,16 @@ def hopenet_loss(logits: torch.Tensor, angles_deg: torch.Tensor, bin_width: floa
     return per_angle.sum()
 
 
-def pose_regression_loss(pred_deg: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
-    """Formula 3: ``sum_a [MSE_a + RMSE_a]`` over the angles a of a plain regression head.
+def pose_regression_loss(pred_deg: torch.Tensor, angles_deg: torch.Tensor, mse_weight: float = 1.0) -> torch.Tensor:
+    """Formula 3: ``sum_a [MSE_a + RMSE_a]`` over the angles a of a plain regression head
+    (``mse_weight=0``: Formula 1, the RMSE alone, used for the flag search of Table 1).
     pred_deg, angles_deg [B, A] degrees; NaN labels left out of their angle; an angle with
     no known row contributes 0. Returns a scalar of at least float32."""
     V.tensor("pred_deg", pred_deg, dtypes=_FLOATS, ndim=2)
     V.tensor("angles_deg", angles_deg, dtypes=_FLOATS)
     V.shape("angles_deg", angles_deg, tuple(pred_deg.shape))
     V.same_device(pred_deg=pred_deg, angles_deg=angles_deg)
+    mse_weight = V.number("mse_weight", mse_weight, lo=0.0)
     pred = _acc(pred_deg)
     y = angles_deg.to(pred.dtype)
     if torch.isinf(y).any():
@@ -129,4 +131,4 @@ def pose_regression_loss(pred_deg: torch.Tensor, angles_deg: torch.Tensor) -> to
     known = ~torch.isnan(y)
     cnt = known.sum(0)
     mse = torch.where(known, (pred - torch.nan_to_num(y)) ** 2, 0.0).sum(0) / cnt.clamp(min=1).to(pred.dtype)
-    return torch.where(cnt > 0, mse + torch.sqrt(mse + 1e-12), 0.0).sum()
+    return torch.where(cnt > 0, mse_weight * mse + torch.sqrt(mse + 1e-12), 0.0).sum()

@@ -121,17 +121,19 @@ class HopeNetTask(_PoseMetrics):
 
 @register_task("pose_regression")
 class PoseRegressionTask(_PoseMetrics):
-    """Formula 3: MSE + RMSE per chosen angle of the plain regression head (degrees)."""
+    """Formula 3: MSE + RMSE per chosen angle of the plain regression head (degrees);
+    ``mse_weight: 0`` gives Formula 1 (RMSE only, the flag search of Table 1)."""
 
     head = "pose_regression"
-    defaults = {"weight": 1.0, "dropout": 0.4, "angles": list(ANGLE_NAMES), "eval_max_angle": None}
+    defaults = {"weight": 1.0, "dropout": 0.4, "angles": list(ANGLE_NAMES), "eval_max_angle": None,
+                "mse_weight": 1.0}
 
     @classmethod
     def head_options(cls, options):
         return {"dropout": options["dropout"]}
 
     def loss(self, outputs, batch):
-        return pose_regression_loss(outputs["pose"][:, self.idx], self._targets(batch))
+        return pose_regression_loss(outputs["pose"][:, self.idx], self._targets(batch), self.options["mse_weight"])
 
     def _angles(self, pred):
         return pred.get("pose")
