@@ -211,3 +211,19 @@ def test_paper_configs_resolve(path):
                 assert hasattr(D.transforms, t["type"]), t["type"]
     if cfg["init"]["checkpoint"]:
         assert cfg["recipe"] in ("hmtl", "finetune", "linear-eval")
+
+
+def test_demo_hmtl_quick(tmp_path, capsys):
+    import json
+
+    from pyface.cli import main
+
+    assert main(["demo", "--recipe", "hmtl", "--quick", "--out", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["same_initial_weights"] is True
+    for name in ("SL", "HMTL"):
+        assert math.isfinite(m[name]["pose_mae_deg"]) and m[name]["val_curve"]
+    assert m["HMTL"]["parameters"]["total"] > m["SL"]["parameters"]["total"]
+    assert m["HMTL"]["parameters"]["hopenet"] == m["SL"]["parameters"]["hopenet"]
+    assert (tmp_path / "hmtl_vs_sl.png").exists() and (tmp_path / "hmtl" / "loss_curves.png").exists()
+    assert "HMTL - SL" in capsys.readouterr().out
