@@ -255,18 +255,33 @@ class RandomCentralZoom:
         return f"RandomCentralZoom({self.min_zoom}, {self.max_zoom}, {self.out_size})"
 
 
-class GaussianBlur:
-    """With probability ``p``, a Gaussian blur of sigma ``~ U(min_sigma, max_sigma)`` pixels."""
+class _RandomApply:
+    """Applies ``self.apply(sample)`` with probability ``p`` (image-only transforms)."""
 
-    def __init__(self, p: float = 0.5, min_sigma: float = 0.1, max_sigma: float = 2.0, generator=None):
-        _check_p(p)
-        if not 0 < min_sigma <= max_sigma:
-            raise ValueError(f"need 0 < min_sigma <= max_sigma, got {min_sigma}, {max_sigma}")
-        self.p, self.min_sigma, self.max_sigma, self.generator = float(p), min_sigma, max_sigma, generator
+    def __init__(self, p: float, generator=None):
+        if not 0 <= p <= 1:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        self.p, self.generator = float(p), generator
 
     def __call__(self, sample: dict) -> dict:
         if torch.rand((), generator=self.generator).item() >= self.p:
             return dict(sample)
+        return self.apply(sample)
+
+    def apply(self, sample: dict) -> dict:
+        raise NotImplementedError
+
+
+class GaussianBlur(_RandomApply):
+    """With probability ``p``, a Gaussian blur of sigma ``~ U(min_sigma, max_sigma)`` pixels."""
+
+    def __init__(self, p: float = 0.5, min_sigma: float = 0.1, max_sigma: float = 2.0, generator=None):
+        super().__init__(p, generator)
+        if not 0 < min_sigma <= max_sigma:
+            raise ValueError(f"need 0 < min_sigma <= max_sigma, got {min_sigma}, {max_sigma}")
+        self.min_sigma, self.max_sigma = min_sigma, max_sigma
+
+    def apply(self, sample: dict) -> dict:
         sigma = _uniform(self.min_sigma, self.max_sigma, self.generator)
         out = dict(sample)
         out["image"] = _chw(cv2.GaussianBlur(_hwc(sample["image"]), (0, 0), sigmaX=sigma, sigmaY=sigma))
@@ -276,19 +291,17 @@ class GaussianBlur:
         return f"GaussianBlur(p={self.p}, sigma=[{self.min_sigma}, {self.max_sigma}])"
 
 
-class RandomDownscale:
+class RandomDownscale(_RandomApply):
     """With probability ``p``, lower the resolution: shrink by ``f ~ U(min_factor, max_factor)``
     (area averaging) and enlarge back (bilinear) to the same size. Labels unchanged."""
 
     def __init__(self, p: float = 0.5, min_factor: float = 0.25, max_factor: float = 0.75, generator=None):
-        _check_p(p)
+        super().__init__(p, generator)
         if not 0 < min_factor <= max_factor <= 1:
             raise ValueError(f"need 0 < min_factor <= max_factor <= 1, got {min_factor}, {max_factor}")
-        self.p, self.min_factor, self.max_factor, self.generator = float(p), min_factor, max_factor, generator
+        self.min_factor, self.max_factor = min_factor, max_factor
 
-    def __call__(self, sample: dict) -> dict:
-        if torch.rand((), generator=self.generator).item() >= self.p:
-            return dict(sample)
+    def apply(self, sample: dict) -> dict:
         f = _uniform(self.min_factor, self.max_factor, self.generator)
         img = _hwc(sample["image"])
         h, w = img.shape[:2]
@@ -301,20 +314,18 @@ class RandomDownscale:
         return f"RandomDownscale(p={self.p}, factor=[{self.min_factor}, {self.max_factor}])"
 
 
-class Cutout:
+class Cutout(_RandomApply):
     """With probability ``p``, fill one random rectangle (sides ``~ U(min_frac, max_frac)`` of
     the image sides, centre anywhere in the image, clipped at its borders) with ``fill``."""
 
     def __init__(self, p: float = 0.5, min_frac: float = 0.1, max_frac: float = 0.4, fill: int = 0, generator=None):
-        _check_p(p)
+        super().__init__(p, generator)
         if not 0 < min_frac <= max_frac <= 1:
             raise ValueError(f"need 0 < min_frac <= max_frac <= 1, got {min_frac}, {max_frac}")
-        self.p, self.min_frac, self.max_frac, self.fill, self.generator = float(p), min_frac, max_frac, fill, generator
+        self.min_frac, self.max_frac, self.fill = min_frac, max_frac, fill
 
-    def __call__(self, sample: dict) -> dict:
+    def apply(self, sample: dict) -> dict:
         g = self.generator
-        if torch.rand((), generator=g).item() >= self.p:
-            return dict(sample)
         h, w = sample["image"].shape[1:]
         ch, cw = _uniform(self.min_frac, self.max_frac, g) * h, _uniform(self.min_frac, self.max_frac, g) * w
         cy, cx = _uniform(0, h, g), _uniform(0, w, g)
@@ -327,11 +338,6 @@ class Cutout:
 
     def __repr__(self):
         return f"Cutout(p={self.p}, frac=[{self.min_frac}, {self.max_frac}], fill={self.fill})"
-
-
-def _check_p(p) -> None:
-    if not 0 <= p <= 1:
-        raise ValueError(f"p must be in [0, 1], got {p}")
 
 
 def hmtl_augmentation(level: int, generator=None) -> Compose:
@@ -349,16 +355,13 @@ def hmtl_augmentation(level: int, generator=None) -> Compose:
     return Compose(ts)
 
 
-class RandomGrayscale:
+class RandomGrayscale(_RandomApply):
     """With probability ``p``, replace RGB by its luma (kept 3-channel)."""
 
     def __init__(self, p: float = 0.3, generator=None):
-        _check_p(p)
-        self.p, self.generator = float(p), generator
+        super().__init__(p, generator)
 
-    def __call__(self, sample: dict) -> dict:
-        if torch.rand((), generator=self.generator).item() >= self.p:
-            return dict(sample)
+    def apply(self, sample: dict) -> dict:
         gray = cv2.cvtColor(_hwc(sample["image"]), cv2.COLOR_RGB2GRAY)
         out = dict(sample)
         out["image"] = _chw(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB))
