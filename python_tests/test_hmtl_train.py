@@ -227,3 +227,11 @@ def test_demo_hmtl_quick(tmp_path, capsys):
     assert m["HMTL"]["parameters"]["hopenet"] == m["SL"]["parameters"]["hopenet"]
     assert (tmp_path / "hmtl_vs_sl.png").exists() and (tmp_path / "hmtl" / "loss_curves.png").exists()
     assert "HMTL - SL" in capsys.readouterr().out
+
+
+def test_hmtl_bf16_amp_step(tmp_path, faces):
+    """The recipes' default AMP: finite losses with bf16 autocast (losses computed in fp32)."""
+    tr = Trainer(_cfg(tmp_path, "amp", tasks={"ssl_puzzle": False, "ssl_puzzle_rotation": {"k": 2}},
+                      amp="bf16", optim={"max_steps": 2}), ListSet(faces[0]))
+    r = tr.train_step(torch.utils.data.default_collate(faces[0][:8]))
+    assert all(math.isfinite(float(v)) for v in r.values()) and set(r) == {"loss", "hopenet", "ssl_puzzle_rotation"}
