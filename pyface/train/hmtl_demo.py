@@ -10,6 +10,11 @@ Demo recipe (scaled down from the paper's ResNet50 / 224 px / 110 epochs): prese
 decay (the paper's step schedule assumes 110 epochs), batch 32, augmentation level 2,
 DEMO_EPOCHS epochs over TRAIN_IDS identities x TRAIN_IMAGES images. Whether HMTL beats
 SL here is a measurement on synthetic faces, not a promise.
+
+Reference run (seed 0, 40 epochs, 800 steps each): held-out pose MAE SL 9.59 deg, HMTL
+11.37 deg (mean-pose baseline 20.29): on these synthetic faces the puzzle head did not help.
+Cost: 0.10 CPU-seconds per training step for either model (one thread), i.e. about 3 min of
+CPU for the whole demo; 17.5 min wall on a 2-core machine shared with ~15 other processes.
 """
 from __future__ import annotations
 
