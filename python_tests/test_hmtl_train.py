@@ -81,7 +81,7 @@ def test_warmup_epochs_schedule():
 
 
 @pytest.mark.parametrize("task,k", [("ssl_puzzle", 2), ("ssl_rotation", 2), ("ssl_puzzle_rotation", 2),
-                                    ("ssl_puzzle", 4)])
+                                    ("ssl_puzzle", 4), ("ssl_puzzle_rotation", 3)])   # 3: 32 px is not divisible
 def test_prepare_hook_transforms_image_and_writes_labels(tmp_path, faces, task, k):
     extra = {} if task == "ssl_puzzle" else {"ssl_puzzle": False}
     tr = Trainer(_cfg(tmp_path, task, tasks={**extra, task: {"k": k, "flag": 2}}), ListSet(faces[0]))
@@ -89,7 +89,10 @@ def test_prepare_hook_transforms_image_and_writes_labels(tmp_path, faces, task, 
     g = torch.Generator().manual_seed(0)
     b = tr.loss.prepare(dict(batch), g)
     assert b["ssl_perm"].shape == (8, k * k) and not torch.equal(b["image"], batch["image"])
-    assert torch.equal(untile_transform(b["image"], b["ssl_perm"], b["ssl_rot"]), batch["image"])
+    t = (32 // k) * k        # the tiled region (remainder="keep")
+    assert torch.equal(untile_transform(b["image"][..., :t, :t], b["ssl_perm"], b["ssl_rot"]),
+                       batch["image"][..., :t, :t])
+    assert torch.equal(b["image"][..., t:, :], batch["image"][..., t:, :])
     out = tr.model(b["image"])
     classes = {"ssl_puzzle": k * k, "ssl_rotation": 4, "ssl_puzzle_rotation": k * k + 4}[task]
     assert out[task].shape == (8, k * k, classes) and out["pose_logits"].shape == (8, 3, 66)

@@ -120,6 +120,24 @@ def test_gradient_flows_through_tiles():
     assert torch.equal(x.grad, untile_transform(w, perm, rot))
 
 
+@pytest.mark.parametrize("mode", ["puzzle", "rotation", "puzzle_rotation"])
+def test_remainder_keep(mode):
+    x = distinct_images(3, 3, 23, 22)            # 224 px with k = 3 in miniature: 21 x 21 tiled
+    out, perm, rot = tile_transform(x, 3, mode, torch.Generator().manual_seed(2), remainder="keep")
+    assert torch.equal(out[..., 21:, :], x[..., 21:, :]) and torch.equal(out[..., :, 21:], x[..., :, 21:])
+    inner = rebuild_reference(out[..., :21, :21], perm, rot, 3)
+    assert torch.equal(inner, x[..., :21, :21])
+    # divisible sizes: identical to the default
+    y = distinct_images(2, 3, 12, 12)
+    a = tile_transform(y, 3, mode, torch.Generator().manual_seed(4), remainder="keep")
+    b = tile_transform(y, 3, mode, torch.Generator().manual_seed(4))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    with pytest.raises(ValueError, match="smaller than k"):
+        tile_transform(torch.zeros(1, 3, 2, 8), 3, mode, remainder="keep")
+    with pytest.raises(ValueError, match="remainder"):
+        tile_transform(y, 3, mode, remainder="drop")
+
+
 def test_bad_inputs():
     x = torch.zeros(2, 3, 8, 8)
     with pytest.raises(ValueError, match="divisible by k=3"):

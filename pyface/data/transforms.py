@@ -424,11 +424,8 @@ class RandomTilePuzzle:
     def __call__(self, sample: dict) -> dict:
         from pyface.ssl import tile_transform
 
-        img = sample["image"]
-        h, w = (img.shape[1] // self.k) * self.k, (img.shape[2] // self.k) * self.k
         out = dict(sample)
-        out["image"] = img.clone()
-        out["image"][:, :h, :w] = tile_transform(img[None, :, :h, :w], self.k, "puzzle", self.generator)[0][0]
+        out["image"] = tile_transform(sample["image"][None], self.k, "puzzle", self.generator, remainder="keep")[0][0]
         return out
 
     def __repr__(self):

@@ -21,13 +21,19 @@ MODES = ("puzzle", "rotation", "puzzle_rotation")
 MAX_ROTATED_PUZZLE_PIECES = 2
 
 
-def _check(images, k: int, mode: str) -> tuple[int, int]:
+def _check(images, k: int, mode: str, remainder: str) -> tuple[int, int]:
     V.tensor("images", images, ndim=4)
     V.integer("k", k, lo=1)
     V.choice("mode", mode, MODES)
+    V.choice("remainder", remainder, ("error", "keep"))
     h, w = images.shape[-2:]
-    if h % k or w % k:
-        raise ValueError(f"images height and width must be divisible by k={k}, got {h}x{w}")
+    if remainder == "keep":
+        h, w = h - h % k, w - w % k
+        if h == 0 or w == 0:
+            raise ValueError(f"images ({images.shape[-2]}x{images.shape[-1]}) are smaller than k={k} pixels")
+    elif h % k or w % k:
+        raise ValueError(f"images height and width must be divisible by k={k}, got {h}x{w} "
+                         "(remainder='keep' tiles the top-left divisible region)")
     th, tw = h // k, w // k
     if mode != "puzzle" and th != tw:
         raise ValueError(f"mode {mode!r} rotates tiles, which must be square: got {th}x{tw} tiles "
@@ -58,8 +64,8 @@ def _rotate(tiles: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def tile_transform(images: torch.Tensor, k: int, mode: str, generator: torch.Generator | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def tile_transform(images: torch.Tensor, k: int, mode: str, generator: torch.Generator | None = None, *,
+                   remainder: str = "error") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Puzzle and/or rotate the k x k tiles of every image.
 
     images: [B, C, H, W] (any dtype, CPU or CUDA; H and W divisible by k, tiles square
@@ -77,8 +83,17 @@ def tile_transform(images: torch.Tensor, k: int, mode: str, generator: torch.Gen
     does not permute returns ``perm = arange(k*k)``; one that does not rotate ``rot = 0``.
     The draws come from ``generator`` (on its own device; the global RNG when None), so
     the result is deterministic given the generator's state.
+
+    ``remainder="keep"`` accepts sides not divisible by k (e.g. 224 px with k = 3): the
+    top-left ``(H // k) * k`` x ``(W // k) * k`` region is tiled, the last ``H % k`` rows and
+    ``W % k`` columns stay where they are.
     """
-    _check(images, k, mode)
+    th, tw = _check(images, k, mode, remainder)
+    if (th * k, tw * k) != tuple(images.shape[-2:]):
+        inner, perm, rot = tile_transform(images[..., :th * k, :tw * k], k, mode, generator)
+        out = images.clone()
+        out[..., :th * k, :tw * k] = inner
+        return out, perm, rot
     b, n = images.shape[0], k * k
     gdev = generator.device if generator is not None else torch.device("cpu")
     if mode == "rotation":

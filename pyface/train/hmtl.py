@@ -163,8 +163,9 @@ class SSLTileTask(Task):
             raise ValueError(f"task {self.name}: another enabled task already transformed the tiles; "
                              "enable one tile task at a time")
         out = dict(batch)
+        # remainder="keep": 224 px with k = 3 tiles 222 px and leaves a 2 px border in place
         out["image"], out["ssl_perm"], out["ssl_rot"] = tile_transform(batch["image"], self.options["k"],
-                                                                       self.mode, generator)
+                                                                       self.mode, generator, remainder="keep")
         return out
 
     def loss(self, outputs, batch):
