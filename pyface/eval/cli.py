@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
     e.add_argument("--no-faceness", action="store_true", help="IJB-C: do not weight features by the detector score")
     e.add_argument("--limit-deg", type=float, default=99.0, help="pose: keep samples with |angles| <= this")
     e.add_argument("--fps-repeats", type=int, default=10)
+    e.add_argument("--fps-batches", default="1,64", help="comma-separated batch sizes for FPS")
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=run)
 
@@ -76,15 +77,26 @@ def run(args) -> int:
     data = ts.open(need)  # every reader checks its files before any inference
     results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size, workers=args.workers,
                        amp=not args.no_amp, faceness=not args.no_faceness, limit_deg=args.limit_deg,
-                       fps_repeats=args.fps_repeats, progress=not args.no_progress)
+                       fps_repeats=args.fps_repeats, fps_batches=_ints(args.fps_batches, "--fps-batches"),
+                       progress=not args.no_progress)
     paths = write_report(results, args.out or "eval_out")
     print(summary(results))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise ValueError(f"{name} must be positive, got {text!r}")
+    return vals
+
+
 def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, amp=True, faceness=True,
-             limit_deg=99.0, fps_repeats=10, progress=True) -> dict:
+             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True) -> dict:
     """Run the opened test sets through the model; results as write_report expects."""
     from pyface.eval import runner, suites
 
@@ -106,7 +118,8 @@ def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, 
     if "biwi" in data:
         res["biwi"] = suites.eval_biwi(model, data["biwi"], limit_deg=limit_deg, **kw)
     if what in ("fps", "all"):
-        res["fps"] = runner.measure_fps(model, device, repeats=fps_repeats)
+        res["fps"] = runner.measure_fps(model, device, batch_sizes=fps_batches, repeats=fps_repeats,
+                                        warmup=min(3, fps_repeats))
     res["seconds"] = time.time() - t0
     return res
 

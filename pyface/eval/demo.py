@@ -24,15 +24,18 @@ __all__ = ["write_demo_data", "run_demo"]
 ID_OFFSET = 1_000_000  # disjoint from every training identity of the demo
 
 
-def write_demo_data(root: str | Path, image_size: int = 64, seed: int = 0, scale: int = 1) -> dict:
+def write_demo_data(root: str | Path, image_size: int = 64, seed: int = 0, scale: float = 1.0) -> dict:
     """Write lfw.bin, IJBC/, AFLW2000/ and BIWI_test.npz under root; ``scale``
     multiplies the sizes (1: ~1,100 images, a minute of CPU inference for the demo net)."""
+    def n(k: int, lo: int) -> int:
+        return max(lo, int(round(k * scale)))
+
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     # .bin: 10 folds x (15 genuine + 15 impostor) pairs, interleaved like LFW's folds
-    n_pairs = 300 * scale
-    ids = SyntheticFaces(60 * scale, 6, image_size=image_size, seed=seed + 1, identity_offset=ID_OFFSET)
+    n_pairs = 20 * n(15, 1)
+    ids = SyntheticFaces(n(60, 4), 6, image_size=image_size, seed=seed + 1, identity_offset=ID_OFFSET)
     per = ids.images_per_identity
     imgs, same = [], []
     for k in range(n_pairs):
@@ -48,7 +51,7 @@ def write_demo_data(root: str | Path, image_size: int = 64, seed: int = 0, scale
         same.append(k % 2 == 0)
     write_bin(str(root / "lfw.bin"), imgs, same)
     # IJB-C: each identity has a gallery template (2 medias) and a probe template (3 medias)
-    n_id, per = 40 * scale, 8
+    n_id, per = n(40, 4), 8
     ij = SyntheticFaces(n_id, per, image_size=image_size, seed=seed + 2, identity_offset=ID_OFFSET + 10_000,
                         max_yaw=80.0)
     canvas = int(image_size * 1.6)
@@ -69,16 +72,16 @@ def write_demo_data(root: str | Path, image_size: int = 64, seed: int = 0, scale
     pairs = [(int(g), int(p), int(g // 2 == p // 2)) for g in gal for p in probe]
     write_ijbc(str(root / "IJBC"), images, pts, templates, medias, pairs, faceness=rng.uniform(0.7, 1.0, len(images)))
     # AFLW2000-3D style: faces in a larger image, labels in .mat
-    af = SyntheticFaces(100 * scale, 1, image_size=2 * image_size, seed=seed + 3, identity_offset=ID_OFFSET + 20_000,
+    af = SyntheticFaces(n(100, 6), 1, image_size=2 * image_size, seed=seed + 3, identity_offset=ID_OFFSET + 20_000,
                         max_yaw=85.0, face_scale=(0.3, 0.4))
     write_aflw2000(str(root / "AFLW2000"), (af[i] for i in range(len(af))))
-    bw = SyntheticFaces(100 * scale, 1, image_size=image_size, seed=seed + 4, identity_offset=ID_OFFSET + 30_000)
+    bw = SyntheticFaces(n(100, 4), 1, image_size=image_size, seed=seed + 4, identity_offset=ID_OFFSET + 30_000)
     write_biwi_npz(str(root / "BIWI_test.npz"), (bw[i] for i in range(len(bw))))
     return {"bins": [str(root / "lfw.bin")], "ijbc": str(root / "IJBC"), "aflw2000": str(root / "AFLW2000"),
             "biwi": str(root / "BIWI_test.npz")}
 
 
-def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeats: int = 5) -> dict:
+def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeats: int = 5, scale: float = 1.0) -> dict:
     from pyface.eval import runner
     from pyface.eval.cli import evaluate, summary
     from pyface.eval.report import write_report
@@ -88,7 +91,7 @@ def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeat
     dev = runner.device_for(device)
     model = runner.load_model(checkpoint, dev)
     out = Path(out_dir)
-    write_demo_data(out / "data", image_size=model.config.input_size)
+    write_demo_data(out / "data", image_size=model.config.input_size, scale=scale)
     outs = set(model.outputs.values())
     ts = find_test_sets(str(out / "data"))
     need = set()
