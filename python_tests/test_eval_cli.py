@@ -118,3 +118,32 @@ def test_cli_all_and_bad_input(tmp_path, demo_root, capsys):
         main(["eval", "pose", "--checkpoint", str(tmp_path / "fr.pt"), "--data-root", str(demo_root)])
     with pytest.raises(FileNotFoundError, match="no IJB-C folder"):
         main(["eval", "ijbc", "--checkpoint", str(tmp_path / "model.pt"), "--data-root", str(tmp_path)])
+
+
+def test_infer_cache_resumes(tmp_path, demo_root):
+    """A killed run keeps its finished shards: the rerun reads them, recomputes only
+    the missing one and returns the same outputs."""
+    from pyface.data import BIWI
+
+    torch.manual_seed(0)
+    model = build_model("iresnet-tiny-multi").eval()
+    ds = BIWI(str(demo_root / "BIWI_test.npz"))
+    full = runner.infer(model, ds, batch_size=4, progress=False)
+    cache = tmp_path / "c"
+    runner.infer(model, ds, batch_size=4, progress=False, cache_dir=cache, shard_size=3)
+    shards = sorted(cache.glob("*.npz"))
+    assert len(shards) == -(-len(ds) // 3)
+    shards[1].unlink()  # as if killed while computing the second shard
+
+    class Guard(torch.utils.data.Dataset):  # only the missing shard may be read
+        def __len__(self):
+            return len(ds)
+
+        def __getitem__(self, i):
+            assert 3 <= i < 6, f"cached item {i} was recomputed"
+            return ds[i]
+
+    again = runner.infer(model, Guard(), batch_size=4, progress=False, cache_dir=cache, shard_size=3)
+    for k in full:
+        np.testing.assert_allclose(again[k], full[k], atol=1e-5, equal_nan=True)
+    assert runner.cache_key(model, "biwi", 10, False) != runner.cache_key(model, "biwi", 11, False)

@@ -13,6 +13,7 @@ Examples (real test sets)::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def add_parser(sub) -> None:
     e.add_argument("--fps-repeats", type=int, default=10)
     e.add_argument("--fps-batches", default="1,64", help="comma-separated batch sizes for FPS")
     e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--cache", default=None,
+                   help="inference shard cache, so a killed run resumes (default: <out>/cache; '' to disable)")
     e.set_defaults(func=run)
 
 
@@ -75,11 +78,14 @@ def run(args) -> int:
     elif args.what == "landmarks":
         runner.require_outputs(model, ["landmarks"], "landmark evaluation")
     data = ts.open(need)  # every reader checks its files before any inference
+    out = args.out or "eval_out"
+    cache = os.path.join(out, "cache") if args.cache is None else (args.cache or None)
     results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size, workers=args.workers,
+                       cache_dir=cache,
                        amp=not args.no_amp, faceness=not args.no_faceness, limit_deg=args.limit_deg,
                        fps_repeats=args.fps_repeats, fps_batches=_ints(args.fps_batches, "--fps-batches"),
                        progress=not args.no_progress)
-    paths = write_report(results, args.out or "eval_out")
+    paths = write_report(results, out)
     print(summary(results))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -96,11 +102,12 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
 
 
 def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, amp=True, faceness=True,
-             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True) -> dict:
+             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True, cache_dir=None) -> dict:
     """Run the opened test sets through the model; results as write_report expects."""
     from pyface.eval import runner, suites
 
-    kw = {"batch_size": batch_size, "device": device, "amp": amp, "num_workers": workers, "progress": progress}
+    kw = {"batch_size": batch_size, "device": device, "amp": amp, "num_workers": workers, "progress": progress,
+          "cache_dir": cache_dir}
     t0 = time.time()
     res: dict = {"checkpoint": getattr(model, "checkpoint_path", "?"), "tasks": list(model.tasks),
                  "device": runner.device_name(device), "params": model.parameter_counts()}

@@ -20,7 +20,7 @@ import torch
 
 from pyface.models import MultiTaskNet, model_config
 
-__all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name"]
+__all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name", "cache_key"]
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
@@ -110,13 +110,52 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, enabled=False)
 
 
-@torch.no_grad()
+def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool) -> str:
+    """Folder name for :func:`infer`'s shard cache: changes with the checkpoint file
+    (path, size, mtime), the data set and its length, and the flip setting."""
+    import hashlib
+
+    src = getattr(model, "checkpoint_path", None)
+    st = os.stat(src) if src and os.path.exists(src) else None
+    ident = f"{src}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}:{name}:{n}:{flip}:{model.config}"
+    return f"{name}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+
+
 def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, amp: bool = True,
-          flip: bool = False, num_workers: int = 0, desc: str = "inference", progress: bool = True) -> dict:
+          flip: bool = False, num_workers: int = 0, desc: str = "inference", progress: bool = True,
+          cache_dir: str | os.PathLike | None = None, shard_size: int = 8192) -> dict:
     """Outputs over ``dataset`` in order, as float32 numpy: "embedding" (the sum of the
     image's and its mirror's embeddings when ``flip``, unnormalised, as insightface),
     "landmarks" (pixels of the dataset's images), "pose" (of the unflipped image), plus
-    the labels "landmarks_gt", "pose_gt". AMP (fp16 autocast) on CUDA when ``amp``."""
+    the labels "landmarks_gt", "pose_gt". AMP (fp16 autocast) on CUDA when ``amp``.
+
+    With ``cache_dir``, outputs are saved every ``shard_size`` images (atomic .npz) and
+    shards already there are loaded instead of recomputed, so a killed run resumes
+    losing at most one shard (name the folder with :func:`cache_key`)."""
+    kw = dict(batch_size=batch_size, device=device, amp=amp, flip=flip, num_workers=num_workers, progress=progress)
+    if cache_dir is None:
+        return _infer(model, dataset, desc=desc, **kw)
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    n, parts = len(dataset), []
+    for lo in range(0, n, shard_size):
+        hi = min(n, lo + shard_size)
+        path = cache / f"{lo:09d}-{hi:09d}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                parts.append({k: z[k] for k in z.files})
+            continue
+        out = _infer(model, torch.utils.data.Subset(dataset, range(lo, hi)),
+                     desc=f"{desc} [{lo}:{hi} of {n}]", **kw)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **out)
+        os.replace(tmp, path)
+        parts.append(out)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@torch.no_grad()
+def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_workers, desc, progress) -> dict:
     from tqdm import tqdm
 
     device = torch.device(device) if device is not None else next(model.parameters()).device

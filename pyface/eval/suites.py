@@ -17,7 +17,7 @@ import numpy as np
 from pyface.data import AFLW2000, BIWI, IJBC, VerificationBin
 from pyface.eval.ijbc import pose_protocol
 from pyface.eval.metrics import nme_by_yaw, pose_mae
-from pyface.eval.runner import infer, require_outputs
+from pyface.eval.runner import cache_key, infer, require_outputs
 from pyface.eval.verification import DEFAULT_FARS, verification_accuracy
 
 __all__ = ["TestSets", "find_test_sets", "eval_verification", "eval_ijbc", "eval_aflw2000", "eval_biwi"]
@@ -73,12 +73,21 @@ def find_test_sets(data_root: str | None = None, bins=None, ijbc=None, aflw2000=
     return ts
 
 
+def _cached(kw: dict, model, name: str, n: int, flip: bool) -> dict:
+    """kw with cache_dir set to a per-(checkpoint, set) folder under kw["cache_dir"]."""
+    kw = dict(kw)
+    if kw.get("cache_dir"):
+        kw["cache_dir"] = os.path.join(kw["cache_dir"], cache_key(model, name, n, flip))
+    return kw
+
+
 def eval_verification(model, sets: list[VerificationBin], **kw) -> dict:
     """insightface .bin protocol per set: flip-sum embeddings, 10-fold accuracy."""
     require_outputs(model, ["embedding"], "face verification")
     out = {}
     for ds in sets:
-        emb = infer(model, ds, flip=True, desc=f"verification {ds.name}", **kw)["embedding"]
+        emb = infer(model, ds, flip=True, desc=f"verification {ds.name}",
+                    **_cached(kw, model, ds.name, len(ds), True))["embedding"]
         r = verification_accuracy(emb[0::2], emb[1::2], ds.issame)
         out[ds.name] = {**r, "pairs": int(len(ds.issame))}
     return out
@@ -89,7 +98,8 @@ def eval_ijbc(model, meta: IJBC, faceness: bool = True, fars=DEFAULT_FARS, **kw)
     weighted by the faceness score when ``faceness``) and the pose protocol when the
     model has a pose head (its yaw on the aligned crop decides each image's case)."""
     require_outputs(model, ["embedding"], "IJB-C verification")
-    o = infer(model, meta.faces(model.config.input_size), flip=True, desc="IJB-C", **kw)
+    o = infer(model, meta.faces(model.config.input_size), flip=True, desc="IJB-C",
+              **_cached(kw, model, meta.target.lower(), len(meta), True))
     feats = o["embedding"] * (meta.faceness[:, None] if faceness else 1.0)
     has_pose = "pose" in o
     yaw = o["pose"][:, 0] if has_pose else np.zeros(len(feats))
@@ -105,7 +115,7 @@ def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
     have = set(model.outputs.values())
     if not have & {"pose", "landmarks"}:
         require_outputs(model, ["pose"], "AFLW2000-3D")
-    o = infer(model, ds, desc="AFLW2000-3D", **kw)
+    o = infer(model, ds, desc="AFLW2000-3D", **_cached(kw, model, "aflw2000", len(ds), False))
     out = {"images": int(len(ds))}
     if "pose" in o:
         out["pose"] = pose_mae(o["pose"], o["pose_gt"], limit_deg=limit_deg)
@@ -118,6 +128,6 @@ def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
 
 def eval_biwi(model, ds: BIWI, limit_deg: float = 99.0, **kw) -> dict:
     require_outputs(model, ["pose"], "BIWI head pose")
-    o = infer(model, ds, desc="BIWI", **kw)
+    o = infer(model, ds, desc="BIWI", **_cached(kw, model, "biwi", len(ds), False))
     return {"images": int(len(ds)), "pose": pose_mae(o["pose"], o["pose_gt"], limit_deg=limit_deg),
             "pose_errors": np.abs(o["pose"] - o["pose_gt"]).tolist()}
