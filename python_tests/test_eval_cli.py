@@ -147,3 +147,26 @@ def test_infer_cache_resumes(tmp_path, demo_root):
     for k in full:
         np.testing.assert_allclose(again[k], full[k], atol=1e-5, equal_nan=True)
     assert runner.cache_key(model, "biwi", 10, False) != runner.cache_key(model, "biwi", 11, False)
+
+
+def test_load_pre_registry_checkpoint(tmp_path):
+    """Checkpoints from before the head registry kept stage 4 beside the heads
+    (``stage4.<t>.*``, ``heads.<t>.*``); they load with identical outputs."""
+    m = _save(tmp_path / "new.pt").eval()
+    old = {}
+    for k, v in m.state_dict().items():
+        p = k.split(".")
+        if p[0] == "heads" and p[2] == "stage4":
+            old[".".join(["stage4", p[1]] + p[3:])] = v
+        elif p[0] == "heads" and p[2] == "head":
+            old[".".join(["heads", p[1]] + p[3:])] = v
+        else:
+            old[k] = v
+    assert any(k.startswith("stage4.fr.") for k in old)
+    torch.save({"model": old, "model_config": m.config.to_dict()}, tmp_path / "old.pt")
+    got = runner.load_model(tmp_path / "old.pt")
+    x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        a, b = m(x), got(x)
+    for k in a:
+        assert torch.equal(a[k], b[k])

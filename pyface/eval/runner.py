@@ -51,11 +51,31 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> M
         raise ValueError(f"{p}: not a pyface checkpoint (needs 'model' and 'model_config', has {keys})")
     try:
         model = MultiTaskNet(model_config(None, **dict(st["model_config"])))
-        model.load_state_dict(st["model"])
+        model.load_state_dict(_upgrade_state_dict(st["model"], model.tasks))
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{p}: weights do not match its model_config ({exc})") from exc
+        msg = str(exc)
+        raise ValueError(f"{p}: weights do not match its model_config "
+                         f"({msg[:400] + ' ...' if len(msg) > 400 else msg})") from exc
     model.checkpoint_path = str(p)
     return model.to(device).eval()
+
+
+def _upgrade_state_dict(sd: dict, tasks) -> dict:
+    """Checkpoints written before the head registry (``stage4.<task>.*`` beside
+    ``heads.<task>.*``) in today's layout (``heads.<task>.stage4.*``, ``heads.<task>.head.*``);
+    newer ones pass through unchanged."""
+    if not any(k.startswith("stage4.") for k in sd):
+        return sd
+    out = {}
+    for k, v in sd.items():
+        parts = k.split(".", 2)
+        if parts[0] == "stage4" and parts[1] in tasks:
+            out[f"heads.{parts[1]}.stage4.{parts[2]}"] = v
+        elif parts[0] == "heads" and parts[1] in tasks:
+            out[f"heads.{parts[1]}.head.{parts[2]}"] = v
+        else:
+            out[k] = v
+    return out
 
 
 def require_outputs(model: MultiTaskNet, outputs, what: str) -> None:
