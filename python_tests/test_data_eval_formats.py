@@ -153,6 +153,10 @@ def test_ijbc_bad_input(tmp_path):
     with pytest.raises(DataError, match="image list differs"):
         IJBC(str(tmp_path))
     pts.write_text("\n".join(lines) + "\n")
+    os.remove(tmp_path / "loose_crop" / "2.jpg")
+    with pytest.raises(FileNotFoundError, match=r"2\.jpg: image missing \(1 of 6"):
+        IJBC(str(tmp_path))
+    (tmp_path / "loose_crop" / "2.jpg").write_bytes(b"broken")
     (tmp_path / "loose_crop" / "1.jpg").write_bytes(b"broken")
     with pytest.raises(DataError, match=r"1\.jpg: cannot decode"):
         IJBC(str(tmp_path)).faces()[0]

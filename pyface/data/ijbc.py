@@ -80,6 +80,14 @@ class IJBC:
             raise DataError(f"{self.pts_path}: its image list differs from {self.tid_mid_path} "
                             f"({len(cols[0])} vs {len(names)} lines, first difference at line {k + 1})")
         self.names = names
+        if any("/" in n for n in names):
+            missing = [n for n in names if not os.path.isfile(os.path.join(self.image_dir, n))]
+        else:  # one directory listing: cheap even for IJB-C's 469k images
+            present = set(os.listdir(self.image_dir))
+            missing = [n for n in names if n not in present]
+        if missing:
+            raise FileNotFoundError(f"{os.path.join(self.image_dir, missing[0])}: image missing "
+                                    f"({len(missing)} of {len(names)} listed in {self.pts_path} are absent)")
         self.landmarks5 = np.stack(cols[1:11], 1).reshape(-1, 5, 2)
         self.faceness = cols[11].astype(np.float32)
         known = np.unique(self.templates)
