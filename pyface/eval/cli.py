@@ -2,7 +2,8 @@
 
 Examples (real test sets)::
 
-    pyface eval verification --checkpoint run/model.pt --data-root /data/faces_emore   # lfw.bin, cfp_fp.bin, agedb_30.bin
+    # lfw.bin, cfp_fp.bin, agedb_30.bin of insightface's faces_emore folder
+    pyface eval verification --checkpoint run/model.pt --data-root /data/faces_emore
     pyface eval ijbc --checkpoint run/model.pt --ijbc /data/IJBC                     # meta/ + loose_crop/
     pyface eval pose --checkpoint run/ --aflw2000 /data/AFLW2000 --biwi /data/BIWI_test.npz
     pyface eval landmarks --checkpoint run/ --aflw2000 /data/AFLW2000

@@ -105,7 +105,8 @@ def nme_by_yaw(pred, gt, yaw_deg) -> dict:
     a = np.abs(yaw[ok])
     masks = (a <= 30, (a > 30) & (a <= 60), a > 60)
     bins = {k: (float(per[m].mean()) if m.any() else float("nan")) for k, m in zip(YAW_BINS, masks)}
-    return {"bins": bins, "std": {k: (float(per[m].std()) if m.any() else float("nan")) for k, m in zip(YAW_BINS, masks)},
+    std = {k: (float(per[m].std()) if m.any() else float("nan")) for k, m in zip(YAW_BINS, masks)}
+    return {"bins": bins, "std": std,
             "counts": {k: int(m.sum()) for k, m in zip(YAW_BINS, masks)},
             "mean": float(np.mean(list(bins.values()))), "overall": float(per.mean()) if len(per) else float("nan"),
             "dropped": int((~ok).sum())}

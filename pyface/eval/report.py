@@ -30,6 +30,10 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _bold(cells) -> list[str]:
+    return [f"**{c}**" for c in cells]
+
+
 def _fps(results: dict, batch: int = 1, precision: str = "fp32"):
     for r in results.get("fps", []):
         if r["batch"] == batch and r["precision"] == precision:
@@ -49,13 +53,14 @@ def render_markdown(results: dict, ours: str = "pyface (this checkpoint)") -> st
     v, ij = results.get("verification"), results.get("ijbc")
     if v or ij:
         out += ["## Face recognition (paper 000, Table 3)", "",
-                "Accuracy (%) on LFW / CFP-FP / AgeDB-30 (insightface 10-fold protocol), IJB-C TAR (%) at FAR = 1e-4.", ""]
+                "Accuracy (%) on LFW / CFP-FP / AgeDB-30 (insightface 10-fold protocol), "
+                "IJB-C TAR (%) at FAR = 1e-4.", ""]
         rows = [[m, d, _f(a), _f(b), _f(c), _f(i), _f(f, nd=1)] for m, d, a, b, c, i, f in P.TABLE3]
         tar4 = None
         if ij and ij["cases"]["all"]["tar"]:
             tar4 = ij["cases"]["all"]["tar"].get(1e-4)
         mine = [ours, "-"] + [_f(v.get(k, {}).get("mean"), 100) if v else "-" for k, _ in VERIF_COLUMNS]
-        rows.append([f"**{c}**" for c in mine + [_f(tar4, 100), _f(fps1, nd=1)]])
+        rows.append(_bold(mine + [_f(tar4, 100), _f(fps1, nd=1)]))
         out += [_table(["Method", "Train set", "LFW", "CFP-FP", "AgeDB", "IJB-C", "FPS"], rows), ""]
         if v:
             extra = [[k, r["pairs"], _f(r["mean"], 100), _f(r["std"], 100), _f(r["threshold"], nd=3)]
@@ -72,7 +77,7 @@ def render_markdown(results: dict, ours: str = "pyface (this checkpoint)") -> st
                             + [_f(x) for x in vals])
         for case, r in ij["cases"].items():
             tars = r["tar"] or {}
-            rows.append([f"**{ours}**", f"**{case}**", f"**{r['pairs']:,}**"] + [f"**{_f(tars.get(f), 100)}**" for f in fars])
+            rows.append(_bold([ours, case, f"{r['pairs']:,}"] + [_f(tars.get(f), 100) for f in fars]))
         out += ["## IJB-C by probe pose (paper 000, Table 4)", "",
                 "TAR (%) at each FAR. Gallery templates use all images; probe templates only the images whose "
                 "|yaw| (predicted by the model's own pose head) is in [0, 30) soft, [30, 60) medium, "
@@ -99,24 +104,25 @@ def render_markdown(results: dict, ours: str = "pyface (this checkpoint)") -> st
             rows = [[m + ("*" if red else ""), _f(a, nd=3), _f(b, nd=3), _f(c, nd=3), _f(d, nd=3)]
                     for m, red, a, b, c, d in P.P004_TABLE2]
             for red, r in ((False, af["pose_full"]), (True, af["pose"])):
-                rows.append([f"**{ours}{'*' if red else ''}**"] + [f"**{_f(r[k], nd=3)}**" for k in ("yaw", "pitch", "roll", "mean")])
+                rows.append(_bold([ours + ("*" if red else "")] + [_f(r[k], nd=3) for k in ("yaw", "pitch", "roll", "mean")]))
             out += ["AFLW2000 (* = reduced set without the samples beyond ±99°):", "",
                     _table(["Method", "Yaw", "Pitch", "Roll", "Average"], rows), ""]
         if bw:
             rows = [[m, _f(a, nd=3), _f(b, nd=3), _f(c, nd=3), _f(d, nd=3)] for m, a, b, c, d in P.P004_TABLE3]
             r = bw["pose"]
-            rows.append([f"**{ours}**"] + [f"**{_f(r[k], nd=3)}**" for k in ("yaw", "pitch", "roll", "mean")])
+            rows.append(_bold([ours] + [_f(r[k], nd=3) for k in ("yaw", "pitch", "roll", "mean")]))
             out += ["BIWI:", "", _table(["Method", "Yaw", "Pitch", "Roll", "Avg"], rows), ""]
         out += ["![pose errors](pose_errors.png)", ""]
     if af and "nme" in af:
         n = af["nme"]
         rows = [[m, _f(a), _f(b), _f(c), _f(d), _f(f, nd=1)] for m, a, b, c, d, f in P.TABLE7]
-        rows.append([f"**{x}**" for x in [ours] + [_f(n["bins"][k], 100) for k in YAW_BINS] + [_f(n["mean"], 100), _f(fps1, nd=1)]])
+        rows.append(_bold([ours] + [_f(n["bins"][k], 100) for k in YAW_BINS] + [_f(n["mean"], 100), _f(fps1, nd=1)]))
         out += ["## Facial landmarks (paper 000, Table 7)", "",
                 "NME (%) on AFLW2000-3D, normalised by sqrt(w·h) of the ground-truth landmark box, per |yaw| bin "
                 "and the mean of the three bins (3DDFA protocol). Images per bin: "
                 + ", ".join(f"{k} {n['counts'][k]}" for k in YAW_BINS) + ".", "",
-                _table(["Method", "0-30°", "30-60°", "60-90°", "Mean", "FPS"], rows), "", "![NME by yaw](nme_by_yaw.png)", ""]
+                _table(["Method", "0-30°", "30-60°", "60-90°", "Mean", "FPS"], rows), "",
+                "![NME by yaw](nme_by_yaw.png)", ""]
     if results.get("fps"):
         rows = [[r["batch"], r["precision"], _f(r["images_per_s"], nd=1), _f(r["iqr"], nd=1), r["repeats"]]
                 for r in results["fps"]]

@@ -20,7 +20,8 @@ import torch
 
 from pyface.models import MultiTaskNet, model_config
 
-__all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name", "cache_key"]
+__all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name",
+           "cache_key"]
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:

@@ -68,7 +68,8 @@ def find_test_sets(data_root: str | None = None, bins=None, ijbc=None, aflw2000=
                         setattr(ts, attr, os.path.join(data_root, n))
                         break
         if ts.biwi is None:
-            found = sorted(glob.glob(os.path.join(data_root, "BIWI*.npz")) + glob.glob(os.path.join(data_root, "BIWI", "*.npz")))
+            found = sorted(glob.glob(os.path.join(data_root, "BIWI*.npz"))
+                           + glob.glob(os.path.join(data_root, "BIWI", "*.npz")))
             ts.biwi = found[0] if found else None
     return ts
 
