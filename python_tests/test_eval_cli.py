@@ -170,3 +170,23 @@ def test_load_pre_registry_checkpoint(tmp_path):
         a, b = m(x), got(x)
     for k in a:
         assert torch.equal(a[k], b[k])
+
+
+def test_hopenet_head_gives_pose(tmp_path, demo_root):
+    """An HMTL / HopeNet checkpoint (bin logits, no "pose" head) is evaluated on the
+    expectation angles of pyface.nn.hopenet_angles (66 bins -> 3-degree bins)."""
+    from pyface.data import BIWI
+    from pyface.nn import hopenet_angles
+
+    torch.manual_seed(0)
+    m = build_model("resnet18-fld-hpe", tasks=("hopenet",), width=8)
+    torch.save({"model": m.state_dict(), "model_config": m.config.to_dict()}, tmp_path / "hn.pt")
+    model = runner.load_model(tmp_path / "hn.pt")
+    assert runner.model_outputs(model) == {"pose_logits", "pose"}
+    ds = BIWI(str(demo_root / "BIWI_test.npz"))
+    o = runner.infer(model, ds, batch_size=4, progress=False)
+    assert set(o) == {"pose", "landmarks_gt", "pose_gt"}
+    x, _ = runner._prepare(ds[2]["image"], 64)
+    with torch.no_grad():
+        ref = hopenet_angles(model(torch.from_numpy(x).permute(2, 0, 1)[None])["pose_logits"], 3.0)
+    np.testing.assert_allclose(o["pose"][2], ref[0].numpy(), atol=1e-4)

@@ -65,7 +65,7 @@ def run(args) -> int:
     need = {"verification": {"verification"}, "ijbc": {"ijbc"}, "pose": {"aflw2000", "biwi"},
             "landmarks": {"aflw2000"}, "fps": set()}.get(args.what)
     if args.what == "all":  # whatever is present and usable by this model's heads
-        outs = set(model.outputs.values())
+        outs = runner.model_outputs(model)
         need = set()
         if "embedding" in outs:
             need |= {p for p, have in (("verification", ts.bins), ("ijbc", ts.ijbc)) if have}

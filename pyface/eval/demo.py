@@ -92,7 +92,7 @@ def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeat
     model = runner.load_model(checkpoint, dev)
     out = Path(out_dir)
     write_demo_data(out / "data", image_size=model.config.input_size, scale=scale)
-    outs = set(model.outputs.values())
+    outs = runner.model_outputs(model)
     ts = find_test_sets(str(out / "data"))
     need = set()
     if "embedding" in outs:

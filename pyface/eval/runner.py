@@ -21,7 +21,7 @@ import torch
 from pyface.models import MultiTaskNet, model_config
 
 __all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name",
-           "cache_key"]
+           "cache_key", "model_outputs"]
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:
@@ -79,9 +79,25 @@ def _upgrade_state_dict(sd: dict, tasks) -> dict:
     return out
 
 
+def model_outputs(model: MultiTaskNet) -> set[str]:
+    """What :func:`infer` returns for this model: its heads' outputs, plus "pose" when
+    a HopeNet head gives bin logits (HMTL / the second paper's models)."""
+    have = set(model.outputs.values())
+    if "pose_logits" in have:
+        have.add("pose")
+    return have
+
+
+def _hopenet_pose(logits: torch.Tensor) -> torch.Tensor:
+    from pyface.nn import hopenet_angles
+    from pyface.nn.hopenet import ANGLE_RANGE
+
+    return hopenet_angles(logits, 2 * ANGLE_RANGE / logits.shape[-1])
+
+
 def require_outputs(model: MultiTaskNet, outputs, what: str) -> None:
     """ValueError naming the checkpoint when the model lacks a needed output."""
-    have = set(model.outputs.values())
+    have = model_outputs(model)
     missing = [o for o in outputs if o not in have]
     if missing:
         src = getattr(model, "checkpoint_path", "the model")
@@ -191,7 +207,10 @@ def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_w
             o = model(x)
             if flip and "embedding" in o:
                 o["embedding"] = o["embedding"].float() + model(x.flip(3))["embedding"].float()
-        got = {k: v.float().cpu() for k, v in o.items()}
+        if "pose_logits" in o and "pose" not in o:
+            o["pose"] = _hopenet_pose(o["pose_logits"].float())
+        keep = ("embedding", "landmarks", "pose")  # SSL / logit outputs are not evaluated
+        got = {k: v.float().cpu() for k, v in o.items() if k in keep}
         if "landmarks" in got:
             m = b["map"]
             got["landmarks"] = ((got["landmarks"].double() + m[:, None, 2:]) / m[:, None, :2]).float()

@@ -17,7 +17,7 @@ import numpy as np
 from pyface.data import AFLW2000, BIWI, IJBC, VerificationBin
 from pyface.eval.ijbc import pose_protocol
 from pyface.eval.metrics import nme_by_yaw, pose_mae
-from pyface.eval.runner import cache_key, infer, require_outputs
+from pyface.eval.runner import cache_key, infer, model_outputs, require_outputs
 from pyface.eval.verification import DEFAULT_FARS, verification_accuracy
 
 __all__ = ["TestSets", "find_test_sets", "eval_verification", "eval_ijbc", "eval_aflw2000", "eval_biwi"]
@@ -113,7 +113,7 @@ def eval_ijbc(model, meta: IJBC, faceness: bool = True, fars=DEFAULT_FARS, **kw)
 def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
     """Pose MAE (Tables 5, 004-2: with and without the +-99 filter) and NME per yaw bin
     (Table 7) from one inference pass, for whichever heads the model has."""
-    have = set(model.outputs.values())
+    have = model_outputs(model)
     if not have & {"pose", "landmarks"}:
         require_outputs(model, ["pose"], "AFLW2000-3D")
     o = infer(model, ds, desc="AFLW2000-3D", **_cached(kw, model, "aflw2000", len(ds), False))
