@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
+    from pyface.eval.cli import add_parser as _add_eval
+
+    _add_eval(sub)
     return p
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import statistics
 import threading
 import time
@@ -13,21 +12,7 @@ from pathlib import Path
 
 import torch
 
-
-def device_name(device: torch.device | str) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({torch.get_num_threads()} threads)"
+from pyface.eval.runner import device_name  # noqa: F401  (one definition; benchmarks sit above eval)
 
 
 def _pin_malloc_mmap_threshold() -> None:

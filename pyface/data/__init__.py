@@ -18,14 +18,16 @@ Example::
 Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insightface
 ``train.rec``), :class:`ImageFolderFaces` (VGGFace2 layout), :class:`ManifestDataset`
 (the pseudo-labeled Parquet manifest); test sets :class:`AFLW2000` (AFLW2000-3D) and
-:class:`BIWI` (the FSA-Net ``.npz``); :class:`ETHXGaze` (head pose, one HDF5 file per subject;
-needs the ``xgaze`` extra, h5py). The sample contract is in
+:class:`BIWI` (the FSA-Net ``.npz``), :class:`VerificationBin` (insightface ``.bin``),
+:class:`IJBC` (IJB-C 1:1 meta + 5-point-aligned :class:`IJBCFaces`); :class:`ETHXGaze` (head
+pose, one HDF5 file per subject; needs the ``xgaze`` extra, h5py). The sample contract is in
 :mod:`pyface.data.sample`; bad samples raise :class:`DataError` or, with
 ``on_error="skip"``, are skipped, counted in ``dataset.skipped`` and warned about.
 """
 from pyface.data import transforms
 from pyface.data.aflw2000 import AFLW2000, write_aflw2000
 from pyface.data.biwi import BIWI, write_biwi_npz
+from pyface.data.align import align_face, umeyama
 from pyface.data.ethxgaze import ETHXGaze, write_ethxgaze
 from pyface.data.folder import ImageFolderFaces, write_image_folder
 from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
@@ -33,6 +35,8 @@ from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifes
 from pyface.data.recordio import RecordIOFaces, RecordIOReader, RecordIOWriter, write_recordio
 from pyface.data.sample import MIRROR_68, DataError, check_sample, make_sample, mirror_landmarks, mirror_pose
 from pyface.data.synthetic import SyntheticFaces
+from pyface.data.ijbc import IJBC, IJBCFaces, write_ijbc
+from pyface.data.verification_bin import VerificationBin, read_bin, write_bin
 from pyface.data.w300lp import W300LP, write_300wlp
 
 __all__ = [
@@ -40,5 +44,6 @@ __all__ = [
     "read_manifest", "write_manifest", "write_manifest_dataset", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks", "mirror_pose",
     "W300LP", "write_300wlp", "SyntheticFaces", "AFLW2000", "write_aflw2000", "BIWI", "write_biwi_npz",
+    "IJBC", "IJBCFaces", "write_ijbc", "VerificationBin", "read_bin", "write_bin", "align_face", "umeyama",
     "ETHXGaze", "write_ethxgaze",
 ]

@@ -68,6 +68,7 @@ class AFLW2000(FaceDataset):
     def __init__(self, root: str, crop: str | None = "loose", names: Iterable[str] | None = None,
                  transform=None, on_error: str = "raise", **kw):
         kw.setdefault("landmark_margin", 1.0)  # pt3d_68 of profile faces may leave the image
+        kw.setdefault("max_angle", 360.0)  # the +-99 filter is the protocol's (pose_mae), not the reader's
         super().__init__(transform=transform, on_error=on_error, **kw)
         if crop not in (None, "loose"):
             raise ValueError(f"crop must be None or 'loose', got {crop!r}")

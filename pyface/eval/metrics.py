@@ -1,22 +1,23 @@
 """Evaluation metrics, one definition each.
 
-- Pose MAE: mean over samples and the three angles of |pred - gt| in degrees.
+- Pose MAE: mean over samples and the three angles of |pred - gt| in degrees, over
+  the samples whose ground truth is within +-99 degrees (Tables 5-6).
 - NME: per-sample mean over the 68 landmarks of the Euclidean error divided by the
   face's **bounding-box size** sqrt(w * h) of the ground-truth landmarks (the
   AFLW2000-3D convention of 3DDFA / SynergyNet and the paper's d in Eq. 12), then
   averaged over samples. Returned as a fraction (multiply by 100 for the %% tables).
   ``norm="interocular"`` divides by the outer-eye-corner distance (points 36 and 45,
   the 300W convention) instead.
-- Verification accuracy: cosine similarities of pairs, 10-fold cross-validation;
-  in each fold the threshold maximising accuracy on the other 9 folds is applied
-  to the held-out fold; the mean fold accuracy is returned.
+- Verification accuracy: insightface's 10-fold protocol, defined once in
+  :mod:`pyface.eval.verification`; :func:`verification_accuracy` here is its
+  index-pair form used by the trainer.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["pose_mae", "nme", "landmark_bbox_size", "verification_pairs", "verification_accuracy"]
+__all__ = ["pose_mae", "nme", "nme_by_yaw", "landmark_bbox_size", "verification_pairs", "verification_accuracy"]
 
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
 
@@ -27,16 +28,30 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def pose_mae(pred, gt) -> dict[str, float]:
-    """pred, gt: [N, 3] (yaw, pitch, roll) degrees. Rows with a non-finite gt are skipped.
-    Returns {"mae", "yaw", "pitch", "roll"} in degrees (nan when no row is usable)."""
+def pose_mae(pred, gt, limit_deg: float | None = 99.0) -> dict[str, float]:
+    """Head-pose MAE, the protocol of the papers' Tables 5-6 (HopeNet / 6DRepNet test
+    scripts): plain |pred - gt| per angle in degrees (no wrap-around; 6DRepNet's script
+    additionally takes the minimum over +-180/360 shifts, which only matters for
+    predictions near +-180), averaged over the samples whose ground-truth yaw, pitch and
+    roll are all within +-``limit_deg`` (the "-99 to 99" filter of the AFLW2000-3D and
+    BIWI file lists; None keeps every finite row).
+
+    pred, gt: [N, 3] (yaw, pitch, roll) degrees. Rows with a non-finite gt are dropped.
+    Returns {"yaw", "pitch", "roll", "mean" (= "mae", mean of the three), "kept",
+    "dropped"}; the MAEs are nan when no row is kept."""
     p, g = _np(pred).reshape(-1, 3), _np(gt).reshape(-1, 3)
+    if p.shape != g.shape:
+        raise ValueError(f"pred and gt must both be [N, 3], got {p.shape} and {g.shape}")
     ok = np.isfinite(g).all(1)
+    if limit_deg is not None:
+        ok &= (np.abs(np.where(np.isfinite(g), g, np.inf)) <= limit_deg).all(1)
+    out = {"kept": int(ok.sum()), "dropped": int((~ok).sum())}
     if not ok.any():
-        return {"mae": float("nan"), "yaw": float("nan"), "pitch": float("nan"), "roll": float("nan")}
-    err = np.abs(p[ok] - g[ok])
-    per = err.mean(0)
-    return {"mae": float(err.mean()), "yaw": float(per[0]), "pitch": float(per[1]), "roll": float(per[2])}
+        nan = float("nan")
+        return {"mae": nan, "mean": nan, "yaw": nan, "pitch": nan, "roll": nan, **out}
+    per = np.abs(p[ok] - g[ok]).mean(0)
+    mean = float(per.mean())
+    return {"mae": mean, "mean": mean, "yaw": float(per[0]), "pitch": float(per[1]), "roll": float(per[2]), **out}
 
 
 def landmark_bbox_size(gt) -> np.ndarray:
@@ -67,10 +82,40 @@ def nme(pred, gt, norm: str = "bbox", reduce: bool = True):
     return float(per.mean()) if len(per) else float("nan")
 
 
+YAW_BINS = ("[0, 30]", "(30, 60]", "(60, 90]")
+
+
+def nme_by_yaw(pred, gt, yaw_deg) -> dict:
+    """AFLW2000-3D landmark protocol of Table 7 (3DDFA ``benchmark_aflw2000.py``
+    ``calc_nme`` + ``ana``, SynergyNet): per-image NME normalised by sqrt(w * h) of the
+    ground-truth landmark box (:func:`nme`), grouped by ground-truth |yaw|: <= 30,
+    (30, 60], > 60 (3DDFA's third bin has no upper bound; AFLW2000-3D has none beyond
+    90 anyway). ``mean`` is the balanced mean of the three bin means, ``overall`` the
+    plain mean over images. All values are fractions (x100 for the tables).
+
+    pred, gt: [N, 68, 2]; yaw_deg: [N]. Rows with a non-finite gt or yaw are dropped.
+    Returns {"bins": {name: mean}, "std": {name: std}, "counts": {name: n}, "mean",
+    "overall", "dropped"}; an empty bin has mean nan (and then so has ``mean``)."""
+    g = _np(gt)
+    yaw = _np(yaw_deg).reshape(-1)
+    if g.ndim != 3 or len(yaw) != len(g):
+        raise ValueError(f"yaw_deg must have one value per image: {len(yaw)} values for gt of shape {g.shape}")
+    ok = np.isfinite(g).all((1, 2)) & np.isfinite(yaw)
+    per = nme(_np(pred)[ok], g[ok], reduce=False)
+    a = np.abs(yaw[ok])
+    masks = (a <= 30, (a > 30) & (a <= 60), a > 60)
+    bins = {k: (float(per[m].mean()) if m.any() else float("nan")) for k, m in zip(YAW_BINS, masks)}
+    std = {k: (float(per[m].std()) if m.any() else float("nan")) for k, m in zip(YAW_BINS, masks)}
+    return {"bins": bins, "std": std,
+            "counts": {k: int(m.sum()) for k, m in zip(YAW_BINS, masks)},
+            "mean": float(np.mean(list(bins.values()))), "overall": float(per.mean()) if len(per) else float("nan"),
+            "dropped": int((~ok).sum())}
+
+
 def verification_pairs(identities, num_pairs: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Balanced pairs over samples with identity >= 0: up to num_pairs/2 same-identity
-    and as many different-identity pairs, drawn without repeats with a fixed seed.
-    Returns (pairs [P, 2] sample indices, issame [P] bool)."""
+    and as many different-identity pairs, drawn without repeats with a fixed seed,
+    interleaved genuine/impostor. Returns (pairs [P, 2] sample indices, issame [P] bool)."""
     ids = _np(identities).astype(np.int64).reshape(-1)
     rng = np.random.default_rng(seed)
     idx = np.flatnonzero(ids >= 0)
@@ -91,31 +136,23 @@ def verification_pairs(identities, num_pairs: int = 3000, seed: int = 0) -> tupl
             if ids[a] != ids[b] and key not in seen:
                 seen.add(key)
                 neg.append(key)
-    pairs = np.array(pos + neg, dtype=np.int64).reshape(-1, 2)
-    issame = np.array([True] * len(pos) + [False] * len(neg))
+    # interleaved (genuine, impostor, ...) so contiguous verification folds are balanced
+    order = sorted(range(len(pos) + len(neg)), key=lambda k: (2 * k if k < len(pos) else 2 * (k - len(pos)) + 1))
+    allp = pos + neg
+    pairs = np.array([allp[k] for k in order], dtype=np.int64).reshape(-1, 2)
+    issame = np.array([k < len(pos) for k in order], dtype=bool)
     return pairs, issame
 
 
 def verification_accuracy(embeddings, pairs, issame, n_folds: int = 10, seed: int = 0) -> dict[str, float]:
-    """10-fold verification accuracy of cosine similarity with the best threshold chosen
-    on the other 9 folds. embeddings [N, D]; pairs [P, 2] indices; issame [P] bool.
-    Returns {"accuracy", "std", "threshold"} (threshold: mean over folds)."""
-    from sklearn.model_selection import KFold
+    """Index-pair form of :func:`pyface.eval.verification.verification_accuracy` (the
+    one definition of the protocol) for callers holding one embedding per sample:
+    embeddings [N, D]; pairs [P, 2] sample indices; issame [P] bool. Folds are
+    contiguous as in insightface; :func:`verification_pairs` interleaves genuine and
+    impostor pairs so every fold holds both. ``seed`` is unused (kept for callers).
+    Returns {"accuracy", "mean", "std", "threshold"}."""
+    from pyface.eval.verification import verification_accuracy as _va
 
     e = _np(embeddings)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    pairs, issame = np.asarray(pairs), np.asarray(issame, dtype=bool)
-    if len(pairs) < n_folds:
-        raise ValueError(f"need at least n_folds={n_folds} pairs, got {len(pairs)}")
-    sims = (e[pairs[:, 0]] * e[pairs[:, 1]]).sum(1)
-    u = np.unique(sims)  # candidate thresholds: midpoints between consecutive similarities
-    thresholds = np.concatenate([[u[0] - 1e-6], (u[1:] + u[:-1]) / 2, [u[-1] + 1e-6]])
-    accs, ths = [], []
-    for tr, te in KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(sims):
-        # accuracy of every candidate threshold on the 9 training folds at once
-        pred = sims[tr][None, :] >= thresholds[:, None]
-        train_acc = (pred == issame[tr][None, :]).mean(1)
-        t = thresholds[int(np.argmax(train_acc))]
-        accs.append(float(((sims[te] >= t) == issame[te]).mean()))
-        ths.append(float(t))
-    return {"accuracy": float(np.mean(accs)), "std": float(np.std(accs)), "threshold": float(np.mean(ths))}
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return _va(e[pairs[:, 0]], e[pairs[:, 1]], issame, nfolds=n_folds)

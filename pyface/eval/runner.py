@@ -1,0 +1,283 @@
+"""Model side of the evaluation: load any ``pyface train`` checkpoint, batched inference
+over a dataset (CUDA + AMP when available, progress bars), and FPS measurement.
+
+Preprocessing for every benchmark is HopeNet's test transform generalised to the model's
+input size S: resize the shorter side to S, centre-crop S x S (for the square, aligned
+crops of the ``.bin`` files, IJB-C and BIWI this is a plain resize). Landmark predictions
+are mapped back to the pixels of the dataset's image, so NME is computed there, as
+3DDFA maps its 120 x 120 predictions back through the ROI box.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from pyface.models import MultiTaskNet, model_config
+
+__all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name",
+           "cache_key", "model_outputs"]
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the run folder of ``pyface train`` (model.pt, else
+    checkpoints/last.pt)."""
+    p = Path(path)
+    if p.is_dir():
+        for cand in (p / "model.pt", p / "checkpoints" / "last.pt"):
+            if cand.is_file():
+                return cand
+        raise FileNotFoundError(f"{p}: no model.pt or checkpoints/last.pt in this run folder")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    return p
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> MultiTaskNet:
+    """MultiTaskNet of a ``pyface train`` checkpoint (``model.pt`` or a full training
+    checkpoint ``checkpoints/last.pt``; both hold "model" and "model_config"), in eval
+    mode on ``device``. Only load checkpoints you trust (they are pickles)."""
+    p = find_checkpoint(path)
+    try:
+        st = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(st, dict) or "model" not in st or "model_config" not in st:
+        keys = sorted(st) if isinstance(st, dict) else type(st).__name__
+        raise ValueError(f"{p}: not a pyface checkpoint (needs 'model' and 'model_config', has {keys})")
+    try:
+        model = MultiTaskNet(model_config(None, **dict(st["model_config"])))
+        model.load_state_dict(_upgrade_state_dict(st["model"], model.tasks))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        msg = str(exc)
+        raise ValueError(f"{p}: weights do not match its model_config "
+                         f"({msg[:400] + ' ...' if len(msg) > 400 else msg})") from exc
+    model.checkpoint_path = str(p)
+    return model.to(device).eval()
+
+
+def _upgrade_state_dict(sd: dict, tasks) -> dict:
+    """Checkpoints written before the head registry (``stage4.<task>.*`` beside
+    ``heads.<task>.*``) in today's layout (``heads.<task>.stage4.*``, ``heads.<task>.head.*``);
+    newer ones pass through unchanged."""
+    if not any(k.startswith("stage4.") for k in sd):
+        return sd
+    out = {}
+    for k, v in sd.items():
+        parts = k.split(".", 2)
+        if parts[0] == "stage4" and parts[1] in tasks:
+            out[f"heads.{parts[1]}.stage4.{parts[2]}"] = v
+        elif parts[0] == "heads" and parts[1] in tasks:
+            out[f"heads.{parts[1]}.head.{parts[2]}"] = v
+        else:
+            out[k] = v
+    return out
+
+
+def model_outputs(model: MultiTaskNet) -> set[str]:
+    """What :func:`infer` returns for this model: its heads' outputs, plus "pose" when
+    a HopeNet head gives bin logits (HMTL / the second paper's models)."""
+    have = set(model.outputs.values())
+    if "pose_logits" in have:
+        have.add("pose")
+    return have
+
+
+def _hopenet_pose(logits: torch.Tensor) -> torch.Tensor:
+    from pyface.nn import hopenet_angles
+    from pyface.nn.hopenet import ANGLE_RANGE
+
+    return hopenet_angles(logits, 2 * ANGLE_RANGE / logits.shape[-1])
+
+
+def require_outputs(model: MultiTaskNet, outputs, what: str) -> None:
+    """ValueError naming the checkpoint when the model lacks a needed output."""
+    have = model_outputs(model)
+    missing = [o for o in outputs if o not in have]
+    if missing:
+        src = getattr(model, "checkpoint_path", "the model")
+        raise ValueError(f"{src}: {what} needs the model output(s) {missing}, but its heads {list(model.tasks)} "
+                         f"give {sorted(have)}")
+
+
+def device_for(name: str | None) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def _prepare(image: torch.Tensor, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """[3, H, W] uint8 -> (HWC uint8 S x S, affine a [4]: x_in = (x_S + ox) / sx)."""
+    img = image.permute(1, 2, 0).numpy()
+    h, w = img.shape[:2]
+    s = size / min(h, w)
+    nw, nh = max(size, int(round(w * s))), max(size, int(round(h * s)))
+    if (nw, nh) != (w, h):
+        interp = cv2.INTER_AREA if nw * nh < w * h else cv2.INTER_LINEAR
+        img = cv2.resize(img, (nw, nh), interpolation=interp)
+    ox, oy = int(round((nw - size) / 2)), int(round((nh - size) / 2))
+    img = img[oy:oy + size, ox:ox + size]
+    return np.ascontiguousarray(img), np.array([nw / w, nh / h, ox, oy], dtype=np.float64)
+
+
+class _Collate:
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, samples):
+        imgs, maps = zip(*(_prepare(s["image"], self.size) for s in samples))
+        out = {"image": torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(),
+               "map": torch.from_numpy(np.stack(maps))}
+        for k in ("landmarks", "pose", "identity"):
+            out[k] = torch.stack([s[k] for s in samples])
+        return out
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast(device.type, enabled=False)
+
+
+def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool) -> str:
+    """Folder name for :func:`infer`'s shard cache: changes with the checkpoint file
+    (path, size, mtime), the data set and its length, and the flip setting."""
+    import hashlib
+
+    src = getattr(model, "checkpoint_path", None)
+    st = os.stat(src) if src and os.path.exists(src) else None
+    ident = f"{src}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}:{name}:{n}:{flip}:{model.config}"
+    return f"{name}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+
+
+def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, amp: bool = True,
+          flip: bool = False, num_workers: int = 0, desc: str = "inference", progress: bool = True,
+          cache_dir: str | os.PathLike | None = None, shard_size: int = 8192) -> dict:
+    """Outputs over ``dataset`` in order, as float32 numpy: "embedding" (the sum of the
+    image's and its mirror's embeddings when ``flip``, unnormalised, as insightface),
+    "landmarks" (pixels of the dataset's images), "pose" (of the unflipped image), plus
+    the labels "landmarks_gt", "pose_gt". AMP (fp16 autocast) on CUDA when ``amp``.
+
+    With ``cache_dir``, outputs are saved every ``shard_size`` images (atomic .npz) and
+    shards already there are loaded instead of recomputed, so a killed run resumes
+    losing at most one shard (name the folder with :func:`cache_key`)."""
+    kw = dict(batch_size=batch_size, device=device, amp=amp, flip=flip, num_workers=num_workers, progress=progress)
+    if cache_dir is None:
+        return _infer(model, dataset, desc=desc, **kw)
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    n, parts = len(dataset), []
+    for lo in range(0, n, shard_size):
+        hi = min(n, lo + shard_size)
+        path = cache / f"{lo:09d}-{hi:09d}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                parts.append({k: z[k] for k in z.files})
+            continue
+        out = _infer(model, torch.utils.data.Subset(dataset, range(lo, hi)),
+                     desc=f"{desc} [{lo}:{hi} of {n}]", **kw)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **out)
+        os.replace(tmp, path)
+        parts.append(out)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+@torch.no_grad()
+def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_workers, desc, progress) -> dict:
+    from tqdm import tqdm
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    size = model.config.input_size
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                         collate_fn=_Collate(size))
+    outs: dict[str, list] = {}
+    for b in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        x = b["image"].to(device, non_blocking=True)
+        with _autocast(device, amp):
+            o = model(x)
+            if flip and "embedding" in o:
+                o["embedding"] = o["embedding"].float() + model(x.flip(3))["embedding"].float()
+        if "pose_logits" in o and "pose" not in o:
+            o["pose"] = _hopenet_pose(o["pose_logits"].float())
+        keep = ("embedding", "landmarks", "pose")  # SSL / logit outputs are not evaluated
+        got = {k: v.float().cpu() for k, v in o.items() if k in keep}
+        if "landmarks" in got:
+            m = b["map"]
+            got["landmarks"] = ((got["landmarks"].double() + m[:, None, 2:]) / m[:, None, :2]).float()
+        got["landmarks_gt"], got["pose_gt"] = b["landmarks"], b["pose"]
+        for k, v in got.items():
+            outs.setdefault(k, []).append(v)
+    return {k: torch.cat(v).numpy() for k, v in outs.items()}
+
+
+def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precisions=("fp32", "half"),
+                repeats: int = 10, warmup: int = 3, max_seconds: float = 20.0) -> list[dict]:
+    """Images per second of the forward pass on random uint8 input, per batch size and
+    precision ("half": fp16 autocast on CUDA, bf16 autocast on CPU, named in the row):
+    ``warmup`` untimed calls, then up to ``repeats`` timed calls (fewer when one
+    configuration would take longer than ``max_seconds``); median and IQR of the
+    per-call throughput, and the device name."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    size = model.config.input_size
+    name = device_name(device)
+    rows = []
+    for prec in precisions:
+        if prec not in ("fp32", "half"):
+            raise ValueError(f"precisions must be 'fp32' or 'half', got {prec!r}")
+        half = torch.float16 if device.type == "cuda" else torch.bfloat16
+        for bs in batch_sizes:
+            x = torch.randint(0, 256, (bs, 3, size, size), dtype=torch.uint8, device=device)
+            ctx = (lambda: torch.autocast(device.type, dtype=half)) if prec == "half" else \
+                (lambda: torch.autocast(device.type, enabled=False))
+
+            def call():
+                with torch.no_grad(), ctx():
+                    model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+
+            t0 = time.perf_counter()
+            for _ in range(warmup):
+                call()
+            per = (time.perf_counter() - t0) / max(warmup, 1)
+            n = max(3, min(repeats, int(max_seconds / max(per, 1e-9))))
+            ips = []
+            for _ in range(n):
+                t = time.perf_counter()
+                call()
+                ips.append(bs / (time.perf_counter() - t))
+            q = statistics.quantiles(ips, n=4) if len(ips) >= 2 else [ips[0]] * 3
+            rows.append({"batch": bs, "precision": prec if prec == "fp32" else str(half).replace("torch.", ""),
+                         "images_per_s": statistics.median(ips), "iqr": q[2] - q[0], "repeats": n,
+                         "device": name})
+    return rows
+
+
+def device_name(device: torch.device | str) -> str:
+    """GPU name, or the CPU model with the torch thread count (benchmarks use it too)."""
+    import platform
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name} ({torch.get_num_threads()} threads)"
