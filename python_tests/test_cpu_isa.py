@@ -4,8 +4,11 @@ The kernel comparisons themselves run once per path (conftest.cpu_isa)."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import pyface
 
 from conftest import cpu_isas
 from pyface.ops import _ext
@@ -15,7 +18,10 @@ ISA_ENV = _ext.CPU_ISA_ENV
 
 def _run(code: str, isa: str) -> subprocess.CompletedProcess:
     env = {**os.environ, ISA_ENV: isa}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    # Run beside the pyface under test (source tree or site-packages), not the cwd's.
+    where = Path(pyface.__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=where, capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_build_info_reports_paths():
