@@ -17,11 +17,16 @@ Example::
 
 Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insightface
 ``train.rec``), :class:`ImageFolderFaces` (VGGFace2 layout), :class:`ManifestDataset`
-(the pseudo-labeled Parquet manifest). The sample contract is in
+(the pseudo-labeled Parquet manifest); test sets :class:`AFLW2000` (AFLW2000-3D) and
+:class:`BIWI` (the FSA-Net ``.npz``); :class:`ETHXGaze` (head pose, one HDF5 file per subject;
+needs the ``xgaze`` extra, h5py). The sample contract is in
 :mod:`pyface.data.sample`; bad samples raise :class:`DataError` or, with
 ``on_error="skip"``, are skipped, counted in ``dataset.skipped`` and warned about.
 """
 from pyface.data import transforms
+from pyface.data.aflw2000 import AFLW2000, write_aflw2000
+from pyface.data.biwi import BIWI, write_biwi_npz
+from pyface.data.ethxgaze import ETHXGaze, write_ethxgaze
 from pyface.data.folder import ImageFolderFaces, write_image_folder
 from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
                                   write_manifest_dataset)
@@ -34,5 +39,6 @@ __all__ = [
     "transforms", "ImageFolderFaces", "write_image_folder", "MANIFEST_SCHEMA", "ManifestDataset",
     "read_manifest", "write_manifest", "write_manifest_dataset", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks", "mirror_pose",
-    "W300LP", "write_300wlp", "SyntheticFaces",
+    "W300LP", "write_300wlp", "SyntheticFaces", "AFLW2000", "write_aflw2000", "BIWI", "write_biwi_npz",
+    "ETHXGaze", "write_ethxgaze",
 ]

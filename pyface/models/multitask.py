@@ -41,12 +41,14 @@ class ModelConfig:
     pose_scale: float = 3.0          # PoseHead out_scale (degrees)
     landmark_scale: float = 1.0      # LandmarkHead out_scale (half image sides)
     head_options: dict = field(default_factory=dict)  # head name -> keyword options of its builder
+    frozen: tuple[str, ...] = ()     # submodules kept fixed (no grad, BN statistics frozen), e.g. ("shared",)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
         d["head_options"] = {k: dict(v) for k, v in self.head_options.items()}
         d["layers"] = None if self.layers is None else list(self.layers)
+        d["frozen"] = list(self.frozen)
         return d
 
 
@@ -59,6 +61,9 @@ PRESETS: dict[str, ModelConfig] = {
     "iresnet10-multi-64": ModelConfig("iresnet18", 64, width=8, embedding_dim=128, layers=(1, 1, 1, 1)),
     "iresnet-tiny-multi": ModelConfig("iresnet18", 64, width=8, embedding_dim=32, layers=(1, 1, 1, 1)),
     "resnet18-fld-hpe": ModelConfig("resnet18", 64, tasks=("fld", "hpe"), width=16),
+    # Pourmirzaei et al.: ResNet50 at 224 x 224 with a HopeNet head (+ SSL heads by the recipe)
+    "resnet50-hopenet": ModelConfig("resnet50", 224, tasks=("hopenet",)),
+    "resnet50-tiny-hopenet-64": ModelConfig("resnet50", 64, tasks=("hopenet",), width=8, layers=(1, 1, 1, 1)),
 }
 
 
@@ -68,7 +73,7 @@ def model_config(preset: str | None = None, **overrides) -> ModelConfig:
         raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
     cfg = PRESETS[preset] if preset else ModelConfig()
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    for k in ("tasks", "layers"):
+    for k in ("tasks", "layers", "frozen"):
         if k in overrides:
             overrides[k] = tuple(overrides[k])
     cfg = replace(cfg, **overrides)
@@ -110,6 +115,35 @@ class MultiTaskNet(nn.Module):
         stages = [trunk.stem, trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4]
         self.shared = nn.ModuleList(stages[:depth + 1])
         self.heads = nn.ModuleDict({t: sp.build(cfg, trunk, **o) for t, sp, o in zip(cfg.tasks, specs, opts)})
+        for name in cfg.frozen:
+            try:
+                self.get_submodule(name).requires_grad_(False)
+            except AttributeError as exc:
+                raise ValueError(f"frozen: no submodule {name!r} (e.g. 'shared', 'heads.<head>')") from exc
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.config.frozen:  # a frozen encoder keeps its BatchNorm statistics
+            self.get_submodule(name).eval()
+        return self
+
+    def export(self, heads) -> "MultiTaskNet":
+        """The inference net with only ``heads`` (e.g. dropping self-supervised branches):
+        a new MultiTaskNet whose shared stages stop at the deepest remaining branch point,
+        with this net's weights. Its cost is that of a net built with only those heads."""
+        heads = tuple(heads)
+        missing = [h for h in heads if h not in self.config.tasks]
+        if missing:
+            raise ValueError(f"export: heads {missing} are not in this model ({self.config.tasks})")
+        cfg = replace(self.config, tasks=heads, frozen=(),
+                      head_options={h: o for h, o in self.config.head_options.items() if h in heads})
+        net = MultiTaskNet(cfg)
+        own = self.state_dict()
+        state = net.state_dict()
+        for k in state:
+            state[k] = own[k]
+        net.load_state_dict(state)
+        return net.to(next(self.parameters()).device).train(self.training)
 
     @property
     def tasks(self) -> tuple[str, ...]:

@@ -67,8 +67,11 @@ DEFAULTS: dict = {
     "data": {"train": None, "val": None, "batch_size": 64, "num_workers": 0, "val_batch_size": 128},
     "loss": {"fused": True},        # False: the pure-PyTorch reference ops (A/B runs)
     "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 20, "max_steps": None,
-              "schedule": "exp", "gamma": 0.9, "milestones": None, "warmup_steps": 0, "min_lr_ratio": 0.0,
+              "schedule": "exp", "gamma": 0.9, "milestones": None, "warmup_steps": 0, "warmup_epochs": 0,
+              "min_lr_ratio": 0.0,
               "grad_clip": None, "head_lr_mult": 1.0, "kwargs": {}},
+    "init": {"checkpoint": None,    # start from these weights (model.pt or a checkpoint), e.g. an SSL
+             "modules": ["shared"]},  # pre-trained encoder; only parameters under these prefixes
     "checkpoint_every": 500,        # steps; also at every epoch end
     "log_every": 10,
     "val_every_epochs": 1,

@@ -36,10 +36,11 @@ SCHEDULES = ("exp", "cosine", "constant", "multistep")
 
 
 def lr_factor(step: int, steps_per_epoch: int, total_steps: int, o: dict) -> float:
-    """Multiplier of the base lr at ``step``: linear warmup, then "exp" (gamma ** epoch,
+    """Multiplier of the base lr at ``step``: linear warmup (``warmup_steps``, or
+    ``warmup_epochs`` epochs when that is 0), then "exp" (gamma ** epoch,
     the paper's 0.9 per epoch), "multistep" (gamma ** number of ``milestones`` epochs
     passed), "cosine" (to min_lr_ratio at total_steps) or "constant"."""
-    w = o.get("warmup_steps", 0) or 0
+    w = (o.get("warmup_steps", 0) or 0) or (o.get("warmup_epochs", 0) or 0) * steps_per_epoch
     if step < w:
         return (step + 1) / w
     epoch = step // steps_per_epoch

@@ -76,6 +76,8 @@ class Trainer:
         mcfg = dict(cfg["model"])
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
         self.model = MultiTaskNet(self.model_cfg).to(self.device)
+        if cfg.get("init", {}).get("checkpoint"):
+            self.init_weights(cfg["init"]["checkpoint"], cfg["init"].get("modules") or ["shared"])
         self.tasks = tuple(cfg["tasks"])
         ctx = TaskContext(self.model_cfg, self.train_set, fused=cfg["loss"]["fused"])
         self.loss = MultiTaskLoss(cfg["tasks"], ctx).to(self.device)
@@ -135,6 +137,26 @@ class Trainer:
         self.load_state_dict(ckpt.load(path, map_location=self.device))
         return True
 
+    def init_weights(self, path, modules) -> list[str]:
+        """Copy the parameters and buffers under ``modules`` (name prefixes, e.g. "shared")
+        from ``path`` (``model.pt`` or a trainer checkpoint) into the model: the start of
+        fine-tuning / linear evaluation from a pre-trained encoder. Every such tensor of
+        this model must exist in the file with the same shape. Returns the copied names."""
+        if not Path(path).exists():
+            raise FileNotFoundError(f"init.checkpoint {str(path)!r} does not exist")
+        src = ckpt.load(path, map_location=self.device)
+        src = src.get("model", src)
+        own = self.model.state_dict()
+        names = [k for k in own if any(k == m or k.startswith(m + ".") for m in modules)]
+        if not names:
+            raise ValueError(f"init.modules {list(modules)} match no parameter of the model")
+        bad = [k for k in names if k not in src or src[k].shape != own[k].shape]
+        if bad:
+            raise ValueError(f"init.checkpoint {path}: {len(bad)} tensors missing or of another shape, e.g. "
+                             f"{bad[0]!r} (was the encoder pre-trained with the same arch/width/layers?)")
+        self.model.load_state_dict({k: src[k] for k in names}, strict=False)
+        return names
+
     # ------------------------------------------------------------------ data
     def _loader(self, dataset, sampler, workers):
         # Own generator: creating the iterator draws a worker base seed, which must not
@@ -151,15 +173,16 @@ class Trainer:
         for k, v in batch.items():
             if not isinstance(v, torch.Tensor):
                 b[k] = v
-            elif k == "image":
+            elif k == "image" or k.startswith("image_"):  # image_*: extra views (e.g. Barlow Twins)
                 b[k] = v.to(dev, non_blocking=True)
             else:
                 b[k] = v.to(dev, torch.float32 if v.is_floating_point() else torch.int64)
         img, n = b["image"], self.model_cfg.input_size
         if img.shape[-1] != n or img.shape[-2] != n:
             sy, sx = n / img.shape[-2], n / img.shape[-1]
-            img = MultiTaskNet.normalize(img)
-            b["image"] = F.interpolate(img, size=(n, n), mode="bilinear", align_corners=False, antialias=True)
+            for k in [k for k in b if k == "image" or k.startswith("image_")]:
+                b[k] = F.interpolate(MultiTaskNet.normalize(b[k]), size=(n, n), mode="bilinear",
+                                     align_corners=False, antialias=True)
             if "landmarks" in b:
                 b["landmarks"] = b["landmarks"] * torch.tensor([sx, sy], device=dev)
         return b
