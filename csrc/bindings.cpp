@@ -2,11 +2,59 @@
 // csrc/ops/<op>.cpp (`bind_<op>`); CPU entry points end in _cpu, CUDA ones in
 // _cuda and take the raw cudaStream_t as their last argument.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pyface/cpu_isa.h"
 #include "pyface/parallel.h"
 #include "ops/bind.h"
 
 namespace py = pybind11;
+
+namespace {
+
+// Index = pyface::CpuIsa.
+const char* const kCpuIsaNames[] = {"baseline", "avx2", "avx512"};
+
+std::vector<std::string> isa_names(int mask) {
+  std::vector<std::string> out;
+  for (int i = 0; i < 3; ++i) {
+    if (mask & (1 << i)) out.emplace_back(kCpuIsaNames[i]);
+  }
+  return out;
+}
+
+py::dict cpu_isa_info() {
+  py::dict d;
+  d["active"] = kCpuIsaNames[static_cast<int>(pyface::cpu_isa())];
+  d["compiled"] = isa_names(pyface::cpu_isa_compiled());
+  d["supported"] = isa_names(pyface::cpu_isa_supported());
+  py::dict targets;
+  targets["baseline"] = "";
+  targets["avx2"] = PYFACE_CPU_TARGET_AVX2;
+  targets["avx512"] = PYFACE_CPU_TARGET_AVX512;
+  d["targets"] = targets;
+  std::vector<std::string> features;
+  int n = 0;
+  const char* const* names = pyface::cpu_feature_names(&n);
+  for (int i = 0; i < n; ++i) {
+    if (pyface::cpu_has_feature(i)) features.emplace_back(names[i]);
+  }
+  d["cpu_features"] = features;
+  return d;
+}
+
+void set_cpu_isa(const std::string& name) {
+  for (int i = 0; i < 3; ++i) {
+    if (name == kCpuIsaNames[i]) return pyface::set_cpu_isa(static_cast<pyface::CpuIsa>(i));
+  }
+  throw std::invalid_argument("unknown CPU path '" + name + "' (baseline, avx2, avx512)");
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyface C++/CUDA kernels (no libtorch link: raw pointers in, raw pointers out)";
@@ -17,6 +65,18 @@ PYBIND11_MODULE(_C, m) {
 #endif
   m.def("set_num_threads", &pyface::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &pyface::get_num_threads);
+#if defined(__clang__)
+  m.attr("compiler") = "clang " __VERSION__;
+#elif defined(__GNUC__)
+  m.attr("compiler") = "GCC " __VERSION__;
+#else
+  m.attr("compiler") = "unknown";
+#endif
+  // CPU instruction-set paths (csrc/include/pyface/cpu_isa.h); pyface.ops._ext
+  // applies PYFACE_CPU_ISA with these.
+  m.def("cpu_isa_info", &cpu_isa_info);
+  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
+  m.def("cpu_isa_probe", [] { return std::string(PYFACE_CPU_KERNEL(compiled_isa_path)()); });
   pyface::bind_common(m);
   pyface::bind_lpmc(m);
   pyface::bind_landmark(m);

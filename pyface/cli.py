@@ -85,7 +85,7 @@ def _demo(args) -> int:
     from pyface.train.demo import DEMO_EPOCHS, run_demo
 
     epochs = DEMO_EPOCHS if args.epochs is None else args.epochs
-    m = run_demo(args.out, fused=not args.reference_ops, epochs=epochs, quick=args.quick)
+    m = run_demo(args.out, fused=not args.reference_ops, epochs=epochs, quick=args.quick, seed=args.seed)
     keys = ("pose_mae_deg", "pose_mae_baseline_deg", "nme", "nme_baseline", "verification_accuracy")
     print("\n".join(f"{k:>24}: {m[k]:.4f}" for k in keys))
     print(f"{'checks':>24}: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in m["checks"].items()))
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="output folder (metrics.json, PNGs, run logs)")
     d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the demo recipe's)")
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
+    d.add_argument("--seed", type=int, default=0, help="training seed (init, batch order, flips); data stay fixed")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
     from pyface.eval.cli import add_parser as _add_eval

@@ -28,6 +28,17 @@ def test_wheel_built_with_cuda_backend_when_nvcc_present():
     assert hasattr(_ext._C, "lpmc_bwd_chunk_cuda")
 
 
+@pytest.mark.skipif(os.environ.get("PYFACE_EXPECT_MANYLINUX") != "1", reason="set by CI after auditwheel repair")
+def test_installed_wheel_is_manylinux():
+    from importlib.metadata import distribution
+
+    dist = distribution("pyface-mtl")
+    tags = [line.split(":", 1)[1].strip() for line in dist.read_text("WHEEL").splitlines() if line.startswith("Tag:")]
+    assert tags and all("-manylinux_" in t and t.endswith("_x86_64") for t in tags), tags
+    # the extension in use is the one this distribution installed
+    assert Path(_ext._C.__file__).resolve().is_relative_to(Path(dist.locate_file("pyface")).resolve())
+
+
 def test_thread_count_follows_torch():
     old = torch.get_num_threads()
     try:

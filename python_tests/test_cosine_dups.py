@@ -8,6 +8,9 @@ import pyface.ops.cosine_dups as CD
 from pyface.ops import cosine_duplicates
 from pyface.ops.reference import cosine_duplicates_blocked_reference, cosine_duplicates_reference
 
+# Kernel comparisons run once per CPU instruction-set path (conftest.cpu_isa).
+pytestmark = pytest.mark.cpu_kernels
+
 NEAR = 1e-4  # pairs this close to a threshold may go either way
 
 

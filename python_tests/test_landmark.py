@@ -8,6 +8,9 @@ from pyface.ops import _ext, landmark_loss, pose_loss
 from pyface.ops.reference import (landmark_lambda_reference, landmark_loss_reference, pose_loss_reference,
                                   pose_rotation_reference)
 
+# Kernel comparisons run once per CPU instruction-set path (conftest.cpu_isa).
+pytestmark = pytest.mark.cpu_kernels
+
 TOL = {torch.float32: dict(atol=2e-5, rtol=2e-5), torch.float64: dict(atol=1e-11, rtol=1e-11)}
 
 

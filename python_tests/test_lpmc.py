@@ -9,6 +9,9 @@ from pyface.nn import LPMCLoss
 from pyface.ops import lpmc_loss, pose_margin
 from pyface.ops.reference import lpmc_loss_reference
 
+# Kernel comparisons run once per CPU instruction-set path (conftest.cpu_isa).
+pytestmark = pytest.mark.cpu_kernels
+
 # (dtype, atol, rtol) for the loss and the gradients, compared to a float64 reference.
 TOL = {
     torch.float64: (1e-10, 1e-9),

@@ -8,6 +8,9 @@ from conftest import devices
 from pyface.ops import selective_fit
 from pyface.ops.reference import selective_fit_loop_reference, selective_fit_reference
 
+# Kernel comparisons run once per CPU instruction-set path (conftest.cpu_isa).
+pytestmark = pytest.mark.cpu_kernels
+
 
 def _data(B, N, P=68, *, spread=20.0, dtype=torch.float64, device="cpu", nan_frac=0.0, invalid_frac=0.0, seed=0):
     g = torch.Generator().manual_seed(seed)

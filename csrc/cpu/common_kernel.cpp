@@ -4,11 +4,11 @@
 #include "pyface/common.h"
 #include "pyface/parallel.h"
 
-namespace pyface {
+PYFACE_CPU_NAMESPACE_BEGIN
 
 namespace {
 template <typename T>
-PYFACE_CPU_CLONES double sum_squares(const T* __restrict row, int64_t d) {
+double sum_squares(const T* __restrict row, int64_t d) {
   double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
   for (int64_t k = 0; k < d; ++k) {
@@ -38,4 +38,4 @@ void row_inv_norm_cpu(const void* x, int64_t n, int64_t d, int dtype, float eps,
   }
 }
 
-}  // namespace pyface
+PYFACE_CPU_NAMESPACE_END

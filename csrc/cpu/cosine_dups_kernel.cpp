@@ -5,7 +5,7 @@
 #include "pyface/cosine_dups_math.h"
 #include "pyface/parallel.h"
 
-namespace pyface {
+PYFACE_CPU_NAMESPACE_BEGIN
 
 namespace {
 
@@ -17,7 +17,7 @@ struct Hits {
 };
 
 // Largest cosine of row[j] for j in [0, len): lets the scan skip blocks without hits.
-PYFACE_CPU_CLONES float block_max(const float* __restrict row, const float* __restrict ib, float ia, int64_t len) {
+float block_max(const float* __restrict row, const float* __restrict ib, float ia, int64_t len) {
   float m = -3.0f;
 #pragma omp simd reduction(max : m)
   for (int64_t j = 0; j < len; ++j) {
@@ -82,4 +82,4 @@ void dup_second_cpu(const DupSecondArgs& a) {
   });
 }
 
-}  // namespace pyface
+PYFACE_CPU_NAMESPACE_END

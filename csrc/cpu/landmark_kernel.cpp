@@ -7,7 +7,7 @@
 #include "pyface/landmark_math.h"
 #include "pyface/parallel.h"
 
-namespace pyface {
+PYFACE_CPU_NAMESPACE_BEGIN
 
 namespace {
 
@@ -22,7 +22,7 @@ struct Log1p {
 // Wing and squared-error sums over one sample's 136 coordinates; fin_p / fin_t stay 0
 // unless pred / target hold a non-finite value (x - x is nan for inf and nan).
 template <typename T>
-PYFACE_CPU_CLONES void row_sums(const T* __restrict p, const T* __restrict t, T w, T inv_eps, T C, T* wing_sum,
+void row_sums(const T* __restrict p, const T* __restrict t, T w, T inv_eps, T C, T* wing_sum,
                                 T* sq_sum, T* fin_p, T* fin_t) {
   T sw = 0, sm = 0, fp = 0, ft = 0;
 #pragma omp simd reduction(+ : sw, sm, fp, ft)
@@ -62,7 +62,7 @@ inline T centre_and_inv_norm(T* __restrict u, T* __restrict v) {
 }
 
 template <typename T>
-PYFACE_CPU_CLONES T dynamic_lambda(const T* pred, const T* pose, const T* shape) {
+T dynamic_lambda(const T* pred, const T* pose, const T* shape) {
   T R[9];
   geometry::euler_to_matrix<T>(pose[0], pose[1], pose[2], R);
   alignas(64) T pu[kPoints], pv[kPoints], qu[kPoints], qv[kPoints];
@@ -82,7 +82,7 @@ PYFACE_CPU_CLONES T dynamic_lambda(const T* pred, const T* pose, const T* shape)
 }
 
 template <typename T>
-PYFACE_CPU_CLONES void row_grad(const T* __restrict p, const T* __restrict t, T* __restrict g, T scale, T w, T eps,
+void row_grad(const T* __restrict p, const T* __restrict t, T* __restrict g, T scale, T w, T eps,
                                 T lam) {
 #pragma omp simd
   for (int j = 0; j < kCoords; ++j) g[j] = scale * landmark::coord_grad<T>(p[j] - t[j], w, eps, lam);
@@ -140,4 +140,4 @@ template void landmark_bwd_cpu<double>(const LandmarkArgs<double>&, const double
 template void euler_to_matrix_cpu<float>(const float*, int64_t, float*);
 template void euler_to_matrix_cpu<double>(const double*, int64_t, double*);
 
-}  // namespace pyface
+PYFACE_CPU_NAMESPACE_END

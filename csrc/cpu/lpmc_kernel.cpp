@@ -7,13 +7,13 @@
 #include "pyface/lpmc_math.h"
 #include "pyface/parallel.h"
 
-namespace pyface {
+PYFACE_CPU_NAMESPACE_BEGIN
 
 namespace {
 
 // Scales a row of raw products to logits in place; returns (max, sum exp(v - max)).
 template <typename T>
-PYFACE_CPU_CLONES void fwd_row(T* __restrict row, const T* __restrict iw, int64_t n, T sx, int64_t y, T target,
+void fwd_row(T* __restrict row, const T* __restrict iw, int64_t n, T sx, int64_t y, T target,
                                T* out_max, T* out_sum) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) row[j] = sx * row[j] * iw[j];
@@ -31,7 +31,7 @@ PYFACE_CPU_CLONES void fwd_row(T* __restrict row, const T* __restrict iw, int64_
 // Turns a row segment of raw products into H = G * sc in place; returns sum G*cos
 // and adds G*cos into colsum.
 template <typename T>
-PYFACE_CPU_CLONES T bwd_row(T* __restrict row, const T* __restrict iw, T* __restrict colsum, int64_t len, T ix,
+T bwd_row(T* __restrict row, const T* __restrict iw, T* __restrict colsum, int64_t len, T ix,
                             T g, T s, T l, int64_t y, T gt) {
   T rsum = 0;
 #pragma omp simd reduction(+ : rsum)
@@ -123,4 +123,4 @@ template void lpmc_fwd_chunk_cpu<double>(const LpmcArgs<double>&, double*, doubl
 template void lpmc_bwd_chunk_cpu<float>(const LpmcArgs<float>&, const float*, const float*, float*, float*);
 template void lpmc_bwd_chunk_cpu<double>(const LpmcArgs<double>&, const double*, const double*, double*, double*);
 
-}  // namespace pyface
+PYFACE_CPU_NAMESPACE_END

@@ -6,12 +6,12 @@
 #include "pyface/parallel.h"
 #include "pyface/selective_fit_math.h"
 
-namespace pyface {
+PYFACE_CPU_NAMESPACE_BEGIN
 
 namespace {
 
 template <typename T>
-PYFACE_CPU_CLONES void add_row(T* __restrict acc, const T* __restrict row, int64_t P2) {
+void add_row(T* __restrict acc, const T* __restrict row, int64_t P2) {
 #pragma omp simd
   for (int64_t q = 0; q < P2; ++q) acc[q] += row[q];
 }
@@ -27,7 +27,7 @@ void mean_shape(const T* x, const int* idx, int n, int64_t P2, T* mean) {
 
 // Sum over the P points of |x_p - mean_p|.
 template <typename T>
-PYFACE_CPU_CLONES T sum_point_dist(const T* __restrict row, const T* __restrict mean, int64_t P) {
+T sum_point_dist(const T* __restrict row, const T* __restrict mean, int64_t P) {
   T acc = 0;
 #pragma omp simd reduction(+ : acc)
   for (int64_t p = 0; p < P; ++p) acc += selfit::point_dist(row[2 * p], row[2 * p + 1], mean[2 * p], mean[2 * p + 1]);
@@ -101,4 +101,4 @@ void selective_fit_cpu(const SelFitArgs<T>& a) {
 template void selective_fit_cpu<float>(const SelFitArgs<float>&);
 template void selective_fit_cpu<double>(const SelFitArgs<double>&);
 
-}  // namespace pyface
+PYFACE_CPU_NAMESPACE_END

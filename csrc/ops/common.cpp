@@ -12,7 +12,7 @@ namespace pyface {
 void bind_common(py::module_& m) {
   m.def("row_inv_norm_cpu", [](uintptr_t x, int64_t n, int64_t d, int dtype, float eps, uintptr_t out) {
     py::gil_scoped_release nogil;
-    row_inv_norm_cpu(ptr<const void>(x), n, d, dtype, eps, ptr<void>(out));
+    PYFACE_CPU_KERNEL(row_inv_norm_cpu)(ptr<const void>(x), n, d, dtype, eps, ptr<void>(out));
   });
 #ifdef PYFACE_WITH_CUDA
   m.def("row_inv_norm_cuda", [](uintptr_t x, int64_t n, int64_t d, int dtype, float eps, uintptr_t out, uintptr_t stream) {

@@ -2,11 +2,13 @@
 #pragma once
 #include <cstdint>
 
+#include "pyface/cpu_isa.h"
+
 namespace pyface {
 
 // out[i] = 1 / max(||x_i||_2, eps) for x [n, d] (row-major) of dtype `dtype`
 // (pyface::DType code); out is float32 [n], float64 for float64 input.
-void row_inv_norm_cpu(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out);
+PYFACE_CPU_KERNELS(void row_inv_norm_cpu(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out);)
 #ifdef PYFACE_WITH_CUDA
 void row_inv_norm_cuda(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out, void* stream);
 #endif

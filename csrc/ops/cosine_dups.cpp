@@ -32,13 +32,13 @@ void bind_cosine_dups(py::module_& m) {
                            uintptr_t inv_b, double threshold, bool self, uintptr_t pairs, uintptr_t sim,
                            int64_t capacity, uintptr_t counter) {
     py::gil_scoped_release nogil;
-    dup_tile_cpu(tile_args(buf, ta, tb, i0, j0, inv_a, inv_b, threshold, self, pairs, sim, capacity, counter));
+    PYFACE_CPU_KERNEL(dup_tile_cpu)(tile_args(buf, ta, tb, i0, j0, inv_a, inv_b, threshold, self, pairs, sim, capacity, counter));
   });
   m.def("dup_second_cpu", [](uintptr_t buf2, int64_t tb, int64_t i0, int64_t j0, uintptr_t inv_a2, uintptr_t inv_b2,
                              double threshold2, uintptr_t pairs, int64_t begin, int64_t end, uintptr_t sim2,
                              uintptr_t keep) {
     py::gil_scoped_release nogil;
-    dup_second_cpu(second_args(buf2, tb, i0, j0, inv_a2, inv_b2, threshold2, pairs, begin, end, sim2, keep));
+    PYFACE_CPU_KERNEL(dup_second_cpu)(second_args(buf2, tb, i0, j0, inv_a2, inv_b2, threshold2, pairs, begin, end, sim2, keep));
   });
 #ifdef PYFACE_WITH_CUDA
   m.def("dup_tile_cuda", [](uintptr_t buf, int64_t ta, int64_t tb, int64_t i0, int64_t j0, uintptr_t inv_a,

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "pyface/cpu_isa.h"
+
 namespace pyface {
 
 struct DupTileArgs {
@@ -23,7 +25,7 @@ struct DupTileArgs {
 // *counter. Hits beyond `capacity` are counted but not written: the caller grows
 // the output and runs the tile again from the old counter. On CPU the tile's hits
 // are written in (i, j) order, and nothing at all when they do not all fit.
-void dup_tile_cpu(const DupTileArgs& a);
+PYFACE_CPU_KERNELS(void dup_tile_cpu(const DupTileArgs& a);)
 
 struct DupSecondArgs {
   const float* buf2;     // [ta, tb] raw products of the second space for the tile
@@ -37,7 +39,7 @@ struct DupSecondArgs {
   uint8_t* keep;         // [capacity] out: sim2 >= threshold2
 };
 
-void dup_second_cpu(const DupSecondArgs& a);
+PYFACE_CPU_KERNELS(void dup_second_cpu(const DupSecondArgs& a);)
 
 #ifdef PYFACE_WITH_CUDA
 void dup_tile_cuda(const DupTileArgs& a, void* stream);

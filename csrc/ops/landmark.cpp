@@ -26,7 +26,7 @@ void bind_landmark(py::module_& m) {
     py::gil_scoped_release nogil;
     auto run = [&](auto zero) {
       using T = decltype(zero);
-      landmark_fwd_cpu<T>(make_args<T>(pred, target, pose, shape, B, w, eps, lambda, dynamic), ptr<T>(rows),
+      PYFACE_CPU_KERNEL(landmark_fwd_cpu<T>)(make_args<T>(pred, target, pose, shape, B, w, eps, lambda, dynamic), ptr<T>(rows),
                           ptr<T>(lam), ptr<int32_t>(flags));
     };
     f64 ? run(double()) : run(float());
@@ -36,15 +36,15 @@ void bind_landmark(py::module_& m) {
     py::gil_scoped_release nogil;
     auto run = [&](auto zero) {
       using T = decltype(zero);
-      landmark_bwd_cpu<T>(make_args<T>(pred, target, 0, 0, B, w, eps, 0.0, false), ptr<const T>(lam),
+      PYFACE_CPU_KERNEL(landmark_bwd_cpu<T>)(make_args<T>(pred, target, 0, 0, B, w, eps, 0.0, false), ptr<const T>(lam),
                           ptr<const T>(grad_rows), ptr<T>(dpred));
     };
     f64 ? run(double()) : run(float());
   });
   m.def("euler_to_matrix_cpu", [](bool f64, uintptr_t pose, int64_t n, uintptr_t R) {
     py::gil_scoped_release nogil;
-    f64 ? euler_to_matrix_cpu<double>(ptr<const double>(pose), n, ptr<double>(R))
-        : euler_to_matrix_cpu<float>(ptr<const float>(pose), n, ptr<float>(R));
+    f64 ? PYFACE_CPU_KERNEL(euler_to_matrix_cpu<double>)(ptr<const double>(pose), n, ptr<double>(R))
+        : PYFACE_CPU_KERNEL(euler_to_matrix_cpu<float>)(ptr<const float>(pose), n, ptr<float>(R));
   });
 #ifdef PYFACE_WITH_CUDA
   m.def("landmark_fwd_cuda", [](bool f64, uintptr_t pred, uintptr_t target, uintptr_t pose, uintptr_t shape,

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "pyface/cpu_isa.h"
+
 namespace pyface {
 
 template <typename T>
@@ -19,6 +21,7 @@ struct LandmarkArgs {
   bool dynamic;
 };
 
+PYFACE_CPU_KERNELS(
 // rows[B] = loss_b, lam[B] = lambda_b; flags[0] |= landmark::Flag bits for
 // non-finite inputs (flags must be zeroed by the caller).
 template <typename T>
@@ -29,6 +32,7 @@ void landmark_bwd_cpu(const LandmarkArgs<T>& a, const T* lam, const T* grad_rows
 // R[n, 3, 3] from pose[n, 3] (geometry_math.h; lets tests cross-check geometry.py).
 template <typename T>
 void euler_to_matrix_cpu(const T* pose, int64_t n, T* R);
+)
 
 #ifdef PYFACE_WITH_CUDA
 template <typename T>

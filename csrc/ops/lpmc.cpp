@@ -26,7 +26,7 @@ void bind_lpmc(py::module_& m) {
     py::gil_scoped_release nogil;
     auto run = [&](auto zero) {
       using T = decltype(zero);
-      lpmc_fwd_chunk_cpu<T>(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
+      PYFACE_CPU_KERNEL(lpmc_fwd_chunk_cpu<T>)(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
                             ptr<T>(run_max), ptr<T>(run_sum), ptr<T>(tgt));
     };
     f64 ? run(double()) : run(float());
@@ -38,7 +38,7 @@ void bind_lpmc(py::module_& m) {
     py::gil_scoped_release nogil;
     auto run = [&](auto zero) {
       using T = decltype(zero);
-      lpmc_bwd_chunk_cpu<T>(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
+      PYFACE_CPU_KERNEL(lpmc_bwd_chunk_cpu<T>)(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
                             ptr<const T>(lse), ptr<const T>(grad_rows), ptr<T>(rx), ptr<T>(rw));
     };
     f64 ? run(double()) : run(float());

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "pyface/cpu_isa.h"
+
 namespace pyface {
 
 template <typename T>
@@ -20,6 +22,7 @@ struct LpmcArgs {
   int64_t ignore_index;
 };
 
+PYFACE_CPU_KERNELS(
 // Forward: fold the chunk into the running log-sum-exp (run_max, run_sum [B])
 // and write the target logit tgt[B] for rows whose label is in the chunk.
 template <typename T>
@@ -29,6 +32,7 @@ void lpmc_fwd_chunk_cpu(const LpmcArgs<T>& a, T* run_max, T* run_sum, T* tgt);
 // into rx[B] and write rw[j] = inv_norm_w_j^2 * sum_i G_ij cos_ij ([n]).
 template <typename T>
 void lpmc_bwd_chunk_cpu(const LpmcArgs<T>& a, const T* lse, const T* grad_rows, T* rx, T* rw);
+)
 
 #ifdef PYFACE_WITH_CUDA
 template <typename T>

@@ -28,7 +28,7 @@ void bind_selective_fit(py::module_& m) {
     py::gil_scoped_release nogil;
     auto run = [&](auto zero) {
       using T = decltype(zero);
-      selective_fit_cpu<T>(make_args<T>(samples, poses, valid, face_size, B, N, P, threshold, keep, min_samples,
+      PYFACE_CPU_KERNEL(selective_fit_cpu<T>)(make_args<T>(samples, poses, valid, face_size, B, N, P, threshold, keep, min_samples,
                                         landmarks, pose, accepted, kept));
     };
     f64 ? run(double()) : run(float());

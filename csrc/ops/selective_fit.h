@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "pyface/cpu_isa.h"
+
 namespace pyface {
 
 // T = float or double (inputs and outputs; all arithmetic in T). Row-major:
@@ -23,8 +25,7 @@ struct SelFitArgs {
   uint8_t* kept;
 };
 
-template <typename T>
-void selective_fit_cpu(const SelFitArgs<T>& a);
+PYFACE_CPU_KERNELS(template <typename T> void selective_fit_cpu(const SelFitArgs<T>& a);)
 #ifdef PYFACE_WITH_CUDA
 template <typename T>
 void selective_fit_cuda(const SelFitArgs<T>& a, void* stream);

@@ -105,6 +105,95 @@ def measure(fn: Callable[[], object], device: torch.device | str, *, warmup: int
         return {"ms": float("nan"), "ms_min": float("nan"), "peak_extra_mb": float("nan"), "oom": True}
 
 
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    """(q1, median, q3) of a sample; a single value gives that value three times."""
+    if len(xs) == 1:
+        return xs[0], xs[0], xs[0]
+    q1, med, q3 = statistics.quantiles(xs, n=4, method="inclusive")
+    return q1, med, q3
+
+
+def _peak_one_call(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory (MB) one call of fn() adds beyond what exists before it."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    with _PeakRSS() as rss:
+        fn()
+    return rss.extra / 2**20
+
+
+def compare(fns: dict[str, Callable[[], object]], device: torch.device | str, *, warmup: int = 1,
+            repeats: int = 7, steps: int = 1) -> dict:
+    """Times the callables ``fns`` ({label: fn}) side by side.
+
+    After ``warmup`` rounds of each (``steps`` calls), ``repeats`` rounds each time ``steps`` calls of
+    every fn, in an order that reverses from round to round (A B, B A, ...), so drifts
+    and the neighbours' load fall on all sides alike. Per label: median ms per call
+    with its quartiles and IQR over rounds, and the peak memory one call adds
+    (measured alone, after the timing). Ratios: for the first label A and each other
+    label X, time(X) / time(A) per round, as median and quartiles (> 1: A is faster).
+    A side that runs out of memory is reported with ``oom`` and left out from then on.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        _pin_malloc_mmap_threshold()
+    labels = list(fns)
+    oom = {k: False for k in labels}
+
+    def timed(k):
+        try:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fns[k]()
+            _sync(device)
+            return (time.perf_counter() - t0) * 1e3 / steps
+        except torch.OutOfMemoryError:
+            oom[k] = True
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            return float("nan")
+
+    for k in labels:
+        for _ in range(warmup):
+            if not oom[k]:
+                timed(k)
+    times = {k: [] for k in labels}
+    for r in range(repeats):
+        for k in (labels if r % 2 == 0 else labels[::-1]):
+            if not oom[k]:
+                times[k].append(timed(k))
+    sides = {}
+    for k in labels:
+        ts = [t for t in times[k] if t == t]
+        if oom[k] or not ts:
+            sides[k] = {"ms": float("nan"), "ms_q1": float("nan"), "ms_q3": float("nan"), "ms_iqr": float("nan"),
+                        "peak_extra_mb": float("nan"), "oom": True, "rounds": len(ts)}
+            continue
+        q1, med, q3 = quartiles(ts)
+        try:
+            peak = _peak_one_call(fns[k], device)
+        except torch.OutOfMemoryError:
+            peak = float("nan")
+        sides[k] = {"ms": med, "ms_q1": q1, "ms_q3": q3, "ms_iqr": q3 - q1, "peak_extra_mb": peak, "oom": False,
+                    "rounds": len(ts)}
+    ratios = {}
+    a = labels[0]
+    for k in labels[1:]:
+        rs = [tk / ta for ta, tk in zip(times[a], times[k]) if ta == ta and tk == tk]
+        if rs:
+            q1, med, q3 = quartiles(rs)
+            ratios[f"{k}/{a}"] = {"median": med, "q1": q1, "q3": q3, "iqr": q3 - q1, "rounds": len(rs)}
+    return {"sides": sides, "ratios": ratios, "warmup": warmup, "repeats": repeats, "steps_per_round": steps}
+
+
 def print_table(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> None:
     print(f"\n{title}")
     widths = [max(len(h), *(len(_fmt(r.get(k))) for r in rows)) for k, h in columns]

@@ -6,6 +6,8 @@ CUDA backend was built, ``<name>_cuda`` with the stream as its last argument.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 try:
@@ -16,7 +18,66 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "(pip install .) or run tools/dev_build.sh for a source-tree build"
     ) from exc
 
-__all__ = ["_C", "DTYPE_CODES", "acc_dtype", "call", "cuda_available", "dtype_code", "ptr", "sync_num_threads"]
+__all__ = ["_C", "CPU_ISA_ENV", "CPU_ISAS", "DTYPE_CODES", "acc_dtype", "build_info", "call", "cpu_isa",
+           "cuda_available", "dtype_code", "ptr", "resolve_cpu_isa", "set_cpu_isa", "sync_num_threads"]
+
+# CPU instruction-set paths of the kernels, worst to best (csrc/include/pyface/cpu_isa.h).
+CPU_ISAS = ("baseline", "avx2", "avx512")
+CPU_ISA_ENV = "PYFACE_CPU_ISA"
+_ISA_NEEDS = {"avx2": "x86-64-v3 (AVX2, FMA, BMI1/2, F16C, LZCNT, MOVBE)",
+              "avx512": "x86-64-v4 (x86-64-v3 plus AVX-512 F, BW, CD, DQ, VL)"}
+
+
+def resolve_cpu_isa(requested: str | None, compiled, supported, cpu_features) -> str:
+    """The CPU path to run for a ``PYFACE_CPU_ISA`` value: unset or empty gives the
+    best path both built and supported here; a name this build lacks or this CPU
+    cannot run raises ValueError naming the variable and the CPU's features."""
+    if not requested:
+        return max(supported, key=CPU_ISAS.index)
+    name = requested.strip().lower()
+    if name not in CPU_ISAS:
+        raise ValueError(f"{CPU_ISA_ENV}={requested!r} is not a CPU path: use one of "
+                         f"{', '.join(CPU_ISAS)}, or unset it for the best this CPU supports")
+    if name not in compiled:
+        raise ValueError(f"{CPU_ISA_ENV}={name}: this build of pyface has only the "
+                         f"{', '.join(compiled)} path(s) (the x86-64 paths need GCC on x86-64)")
+    if name not in supported:
+        raise ValueError(f"{CPU_ISA_ENV}={name} needs {_ISA_NEEDS.get(name, name)}, which this CPU lacks; "
+                         f"its features: {' '.join(cpu_features) or 'none of the x86 extensions'}; "
+                         f"paths it runs: {', '.join(supported)}")
+    return name
+
+
+def set_cpu_isa(name: str | None) -> str:
+    """Make ``name`` (as for ``PYFACE_CPU_ISA``; None = best) the CPU kernels' path
+    for the whole process; returns the path now active."""
+    info = _C.cpu_isa_info()
+    isa = resolve_cpu_isa(name, info["compiled"], info["supported"], info["cpu_features"])
+    _C.set_cpu_isa(isa)
+    return isa
+
+
+def cpu_isa() -> str:
+    """The CPU kernels' active instruction-set path."""
+    return _C.cpu_isa_info()["active"]
+
+
+def build_info() -> dict:
+    """How the extension was built and what it runs here (printed by ``pyface doctor``)."""
+    info = _C.cpu_isa_info()
+    return {
+        "extension": getattr(_C, "__file__", "?"),
+        "compiler": _C.compiler,
+        "cuda_backend": bool(_C.with_cuda),
+        "cuda_available": cuda_available(),
+        "cpu_isa": info["active"],
+        "cpu_isa_requested": os.environ.get(CPU_ISA_ENV) or None,
+        "cpu_isas_compiled": list(info["compiled"]),
+        "cpu_isas_supported": list(info["supported"]),
+        "cpu_isa_targets": dict(info["targets"]),
+        "cpu_features": list(info["cpu_features"]),
+        "num_threads": _C.get_num_threads(),
+    }
 
 # Must match pyface::DType in csrc/include/pyface/common.h.
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
@@ -64,3 +125,8 @@ def call(name: str, device: torch.device, *args) -> None:
             fn(*args, torch.cuda.current_stream(device).cuda_stream)
     else:
         raise ValueError(f"pyface kernels run on cpu or cuda tensors, not {device.type}")
+
+
+# Applied once at import: a forced path the CPU lacks must fail here, before any kernel
+# runs (a kernel built for missing instructions would die with SIGILL).
+set_cpu_isa(os.environ.get(CPU_ISA_ENV))

@@ -5,14 +5,10 @@
 #include <thread>
 #include <vector>
 
-// Hot CPU loops are compiled for several ISAs and picked at load time, so one
-// wheel runs everywhere and still uses AVX-512 / AVX2+FMA where present. The
-// AVX2 clone matters: the vectorised exp/log bit tricks need 256-bit integer ops.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define PYFACE_CPU_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "fma", "default")))
-#else
+// Obsolete: the CPU kernels are compiled once per instruction-set path (see
+// pyface/cpu_isa.h), no longer as target_clones. Expands to nothing so that code
+// written against it still builds; drop it where it appears.
 #define PYFACE_CPU_CLONES
-#endif
 
 namespace pyface {
 
