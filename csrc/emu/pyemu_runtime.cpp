@@ -1,4 +1,4 @@
-// pyemu runtime: block scheduler (ucontext fibers), warp collectives, shared
+// pyemu runtime: block scheduler (fibers), warp collectives, shared
 // memory, and the small part of the CUDA runtime API that the launch code uses.
 #include "pyemu_runtime.h"
 
@@ -37,6 +37,70 @@
 #endif
 
 namespace pyemu {
+
+// Fiber switch. On x86-64 a hand-written switch of the callee-saved registers
+// (plus MXCSR and the x87 control word): swapcontext also saves the signal mask
+// with a system call on every switch, which made the emulation ~3x slower.
+#if defined(__x86_64__) && !defined(PYEMU_UCONTEXT)
+extern "C" void pyemu_switch(void** save_sp, void* to_sp);
+asm(R"(
+  .text
+  .globl pyemu_switch
+  .hidden pyemu_switch
+  .type pyemu_switch, @function
+pyemu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size pyemu_switch, .-pyemu_switch
+)");
+struct Context {
+  void* sp = nullptr;
+};
+inline void context_init(Context& c, char* stack, size_t size, void (*entry)()) {
+  uint64_t* sp = reinterpret_cast<uint64_t*>((reinterpret_cast<uintptr_t>(stack) + size) & ~uintptr_t(15));
+  *--sp = 0;                                   // entry's return address: it never returns
+  *--sp = reinterpret_cast<uintptr_t>(entry);  // taken by pyemu_switch's ret
+  for (int i = 0; i < 6; ++i) *--sp = 0;       // rbp rbx r12 r13 r14 r15
+  uint32_t mxcsr = 0;
+  uint16_t fpucw = 0;
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(mxcsr), "=m"(fpucw));
+  *--sp = mxcsr | static_cast<uint64_t>(fpucw) << 32;
+  c.sp = sp;
+}
+inline void context_switch(Context& from, Context& to) { pyemu_switch(&from.sp, to.sp); }
+#else
+struct Context {
+  ucontext_t uc;
+};
+inline void context_init(Context& c, char* stack, size_t size, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = size;
+  c.uc.uc_link = nullptr;  // entry never returns
+  makecontext(&c.uc, entry, 0);
+}
+inline void context_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+#endif
+
 thread_local uint3 t_threadIdx, t_blockIdx;
 thread_local dim3 t_blockDim, t_gridDim;
 
@@ -46,13 +110,14 @@ constexpr size_t kStack = 256 * 1024;
 constexpr size_t kStaticSmem = 48 * 1024;
 
 struct Fiber {
-  ucontext_t ctx;
+  Context ctx;
   uint3 tid;
   int lane = 0, warp = 0;
   St st = St::Ready;
   uint64_t result = 0;
   std::unique_ptr<char[]> stack;
   void* fake_stack = nullptr;  // ASan bookkeeping
+  long long syncs = 0;         // barriers and collectives taken part in (this block)
 };
 struct Group {
   unsigned mask = 0, arrived = 0;
@@ -74,7 +139,7 @@ struct Block {
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   int live = 0, arrived = 0;
-  ucontext_t sched;
+  Context sched;
   Fiber* cur = nullptr;
   Body body = nullptr;
   void* arg = nullptr;
@@ -108,7 +173,7 @@ Config& config() {
 void yield_to_scheduler() {
   Fiber* f = S->cur;
   PYEMU_START_SWITCH(&f->fake_stack, S->sched_bottom, S->sched_size);
-  swapcontext(&f->ctx, &S->sched);
+  context_switch(f->ctx, S->sched);
   PYEMU_FINISH_SWITCH(f->fake_stack, &S->sched_bottom, &S->sched_size);
 }
 
@@ -160,9 +225,6 @@ void try_complete(Warp& w, size_t gi) {
 
 void fiber_exit(Fiber* f) {
   f->st = St::Done;
-  bool others_wait = S->arrived > 0;
-  for (auto& w : S->warps) others_wait |= !w.pending.empty();
-  S->early_exits += others_wait;
   --S->live;
   Warp& w = S->warps[f->warp];
   w.live &= ~(1u << f->lane);
@@ -175,7 +237,9 @@ void fiber_entry() {
   Fiber* f = S->cur;
   S->body(S->arg);
   fiber_exit(f);
-  PYEMU_START_SWITCH(nullptr, S->sched_bottom, S->sched_size);  // this fiber ends: uc_link resumes the scheduler
+  PYEMU_START_SWITCH(nullptr, S->sched_bottom, S->sched_size);  // this fiber ends
+  context_switch(f->ctx, S->sched);                              // never resumed
+  std::abort();
 }
 
 std::string describe_deadlock() {
@@ -214,12 +278,9 @@ void run_block(dim3 block, std::mt19937_64* rng) {
     f.lane = i % 32;
     f.warp = i / 32;
     f.st = St::Ready;
+    f.syncs = 0;
     if (!f.stack) f.stack.reset(new char[kStack]);
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack.get();
-    f.ctx.uc_stack.ss_size = kStack;
-    f.ctx.uc_link = &S->sched;
-    makecontext(&f.ctx, fiber_entry, 0);
+    context_init(f.ctx, f.stack.get(), kStack, fiber_entry);
   }
   // Default: round robin over all threads. With a schedule seed, warps get a
   // random priority per block and the first warp that can run keeps running, so
@@ -238,7 +299,7 @@ void run_block(dim3 block, std::mt19937_64* rng) {
     t_threadIdx = f.tid;
     void* fake = nullptr;
     PYEMU_START_SWITCH(&fake, f.stack.get(), kStack);
-    swapcontext(&S->sched, &f.ctx);
+    context_switch(S->sched, f.ctx);
     PYEMU_FINISH_SWITCH(fake, nullptr, nullptr);
   };
   while (S->error.empty()) {
@@ -257,6 +318,11 @@ void run_block(dim3 block, std::mt19937_64* rng) {
       S->error = describe_deadlock();
     }
   }
+  // Threads that left before barriers/collectives that others of the block took
+  // part in: the partial warps and blocks of a launch were exercised.
+  long long most = 0;
+  for (int i = 0; i < n; ++i) most = std::max(most, S->fibers[i].syncs);
+  for (int i = 0; i < n; ++i) S->early_exits += S->fibers[i].syncs < most;
 }
 }  // namespace
 
@@ -281,6 +347,7 @@ void fail(const char* fmt, ...) {
 void syncthreads() {
   if (config().fault == kFaultSyncthreads) return;  // injected fault: barriers vanish
   Fiber* f = S->cur;
+  ++f->syncs;
   f->st = St::WaitBlock;
   if (++S->arrived == S->live) release_block();
   yield_to_scheduler();
@@ -288,6 +355,7 @@ void syncthreads() {
 
 uint64_t warp_collective(Op op, unsigned mask, uint64_t bits, int arg, int width) {
   Fiber* f = S->cur;
+  ++f->syncs;
   Warp& w = S->warps[f->warp];
   const unsigned bit = 1u << f->lane;
   if (!(mask & bit)) fail("%s: the calling lane %d is not in mask %08x", op_name(op), f->lane, mask);

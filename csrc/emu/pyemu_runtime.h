@@ -16,7 +16,7 @@ enum Fault : int { kFaultNone = 0, kFaultSyncthreads = 1, kFaultShuffle = 2 };
 struct LaunchStat {
   long long launches = 0, blocks = 0, threads = 0;
   long long partial_warp_blocks = 0;  // blocks whose size is not a multiple of 32
-  long long early_exit_threads = 0;   // threads that returned while others of their block still waited
+  long long early_exit_threads = 0;   // threads that skipped barriers/collectives others of their block ran
   long long failures = 0;             // launches that reported a deadlock or a bad collective
 };
 
