@@ -22,6 +22,9 @@ PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.doc() = "pyface C++/CUDA kernels (no libtorch link: raw pointers in, raw pointers out)";
 #ifdef PYFACE_WITH_CUDA
   m.attr("with_cuda") = true;
+#ifdef PYFACE_CUDA_ARCHS
+  m.attr("cuda_architectures") = PYFACE_CUDA_ARCHS;
+#endif
 #else
   m.attr("with_cuda") = false;
 #endif

@@ -58,6 +58,12 @@ def _demo(args) -> int:
     return 0 if all(m["checks"].values()) or args.quick else 1
 
 
+def _doctor(args) -> int:
+    from pyface import doctor
+
+    return doctor.main(args.rest + (["--emulate"] if args.emulate else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyface", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -81,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
+    c = sub.add_parser("doctor", help="torch/CUDA/device/build info, then every op's CUDA path vs its reference")
+    c.add_argument("--emulate", action="store_true", help="no GPU: check the emulated CUDA kernels (tests build)")
+    c.set_defaults(func=_doctor)
     return p
 
 

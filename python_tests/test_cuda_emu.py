@@ -13,7 +13,8 @@ from conftest import EMULATED
 import pyface.ops.cosine_dups as CD
 from pyface.ops import _ext, cosine_duplicates, landmark_loss, lpmc_loss, pose_margin, selective_fit
 
-pytestmark = pytest.mark.skipif(not EMULATED, reason="needs the emulated CUDA backend (tools/emu_build.sh)")
+pytestmark = [pytest.mark.emu,
+              pytest.mark.skipif(not EMULATED, reason="needs the emulated CUDA backend (tools/emu_build.sh)")]
 
 
 def _emu():

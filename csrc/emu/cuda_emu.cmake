@@ -46,9 +46,12 @@ pybind11_add_module(_C_emu MODULE ${_c_sources} ${_emu_kernel_sources}
 # Order matters: csrc/emu/include's cuda_runtime.h wraps the toolkit's (#include_next).
 target_include_directories(_C_emu BEFORE PRIVATE "${_emu_dir}/include" "${_emu_dir}" "${PYFACE_EMU_CUDA_DIR}")
 target_include_directories(_C_emu PRIVATE $<TARGET_PROPERTY:_C,INCLUDE_DIRECTORIES> "${PYFACE_EMU_CUDA_INCLUDE}")
+set(_emu_variant plain)
+if(PYFACE_EMU_SANITIZE)
+  set(_emu_variant "${PYFACE_EMU_SANITIZE}")
+endif()
 target_compile_definitions(_C_emu PRIVATE $<TARGET_PROPERTY:_C,COMPILE_DEFINITIONS>
-  PYFACE_WITH_CUDA=1 PYFACE_CUDA_EMU=1 PYFACE_MODULE_NAME=_C_emu
-  "PYFACE_EMU_VARIANT=\"$<IF:$<BOOL:${PYFACE_EMU_SANITIZE}>,${PYFACE_EMU_SANITIZE},plain>\"")
+  PYFACE_WITH_CUDA=1 PYFACE_CUDA_EMU=1 PYFACE_MODULE_NAME=_C_emu "PYFACE_EMU_VARIANT=\"${_emu_variant}\"")
 target_link_libraries(_C_emu PRIVATE Threads::Threads)
 # -O1 -g: fast to build, readable sanitizer reports. No -ffast-math and no FMA
 # contraction, so the emulated kernels round like a plain host build (README.md).

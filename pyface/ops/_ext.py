@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
+import sys
 
 import torch
 
@@ -61,11 +63,22 @@ def cuda_available() -> bool:
 
 
 def emu_module():
-    """pyface._C_emu (imported on first use); RuntimeError saying how to build it."""
+    """pyface._C_emu (imported on first use): the file named by $PYFACE_EMU_MODULE (a
+    build of tools/emu_build.sh, e.g. a sanitizer variant), else the package's own;
+    RuntimeError saying how to build it."""
     global _emu
     if _emu is None:
+        path = os.environ.get("PYFACE_EMU_MODULE")
         try:
-            _emu = importlib.import_module("pyface._C_emu")
+            if path:
+                if not os.path.isfile(path):
+                    raise ImportError(f"PYFACE_EMU_MODULE={path} is not a file")
+                spec = importlib.util.spec_from_file_location("pyface._C_emu", path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                _emu = sys.modules["pyface._C_emu"] = mod
+            else:
+                _emu = importlib.import_module("pyface._C_emu")
         except ImportError as exc:
             raise RuntimeError(
                 "CUDA emulation needs the test-only module pyface._C_emu: build it with "
