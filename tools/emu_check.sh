@@ -9,6 +9,8 @@
 #   tools/emu_check.sh mutants   source mutations (each __syncthreads/__syncwarp removed in turn,
 #                                warp_sum broken): each must make some emulated test fail
 #   tools/emu_check.sh plain     plain build (fast, for development) + the CUDA cases
+#   tools/emu_check.sh coverage  gcov build: the CUDA cases, then line coverage of every .cu
+#                                kernel file and the shared math headers (never-run lines listed)
 #
 # PYTEST: the pytest command (default: python -m pytest); PYTEST_ARGS are added to it.
 # The pyface that pytest imports may be the source tree or an installed one (CI): the
@@ -71,6 +73,41 @@ PY
   plain)
     build plain
     run_cuda_cases "plain build" || exit 1
+    ;;
+  coverage)
+    build coverage
+    objdir=$(dirname "$PYFACE_EMU_MODULE")/CMakeFiles/_C_emu.dir
+    find "$objdir" -name '*.gcda' -delete
+    run_cuda_cases "coverage build" >/dev/null || exit 1
+    gdir=$(mktemp -d)
+    (cd "$gdir" && gcov -p -o "$objdir/emu" "$objdir"/emu/*.gcda >/dev/null 2>&1)
+    python - "$gdir" <<'PY'
+import pathlib, re, sys
+rows = []
+for g in sorted(pathlib.Path(sys.argv[1]).glob("*.gcov")):
+    src = None
+    run, never = 0, []
+    for line in g.read_text(errors="replace").splitlines():
+        m = re.match(r"\s*([^:]+):\s*(\d+):(.*)", line)
+        if not m:
+            continue
+        cnt, no, code = m.group(1).strip(), int(m.group(2)), m.group(3)
+        if no == 0 and code.startswith("Source:"):
+            src = code[len("Source:"):]
+            continue
+        if cnt == "-":
+            continue
+        if cnt.startswith("#####") or cnt.startswith("====="):
+            never.append(no)
+        else:
+            run += 1
+    if src and ("/csrc/cuda/" in src or "/csrc/include/pyface/" in src):
+        rows.append((src.split("/csrc/")[-1], run, never))
+for name, run, never in rows:
+    total = run + len(never)
+    print(f"{name:<40} {run:>4}/{total:<4} lines run" + (f"; never: {never}" if never else ""))
+PY
+    rm -rf "$gdir"
     ;;
   mutants)
     # Each mutant: a copy of csrc/cuda with one change, built in one build folder

@@ -52,7 +52,11 @@ if(PYFACE_EMU_SANITIZE)
 endif()
 target_compile_definitions(_C_emu PRIVATE $<TARGET_PROPERTY:_C,COMPILE_DEFINITIONS>
   PYFACE_WITH_CUDA=1 PYFACE_CUDA_EMU=1 PYFACE_MODULE_NAME=_C_emu "PYFACE_EMU_VARIANT=\"${_emu_variant}\"")
-target_link_libraries(_C_emu PRIVATE Threads::Threads)
+# _C's own libraries too (e.g. interface targets carrying flags and definitions),
+# except the CUDA runtime (pyemu stands in for it) and pybind11's (added above).
+get_target_property(_c_libs _C LINK_LIBRARIES)
+list(FILTER _c_libs EXCLUDE REGEX "^(pybind11::|CUDA::)|cudart")
+target_link_libraries(_C_emu PRIVATE ${_c_libs} Threads::Threads)
 # -O1 -g: fast to build, readable sanitizer reports. No -ffast-math and no FMA
 # contraction, so the emulated kernels round like a plain host build (README.md).
 target_compile_options(_C_emu PRIVATE -O1 -g -fno-omit-frame-pointer -ffp-contract=off -Wno-unknown-pragmas)
