@@ -101,7 +101,6 @@ def _dups(dtype, monkeypatch=None):
 
 
 def _rotation(dtype):
-    from pyface.geometry import euler_to_matrix  # noqa: F401  (the kernel's convention owner)
     pose = (torch.randn(37, 3, generator=_gen(5)) * 50).to(dtype)
     R = torch.empty(37, 3, 3, dtype=dtype)
     _ext.call("euler_to_matrix", pose.device, dtype == torch.float64, _ext.ptr(pose), 37, _ext.ptr(R))
