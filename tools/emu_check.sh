@@ -24,7 +24,12 @@ t0=$(date +%s)
 
 build() {  # build VARIANT [extra cmake args]: sets PYFACE_EMU_MODULE
   local out rc
-  out=$(EMU_CMAKE_ARGS="${2:-}" bash tools/emu_build.sh "$1" 2>"${EMU_LOG:-/dev/stderr}")
+  # (not 2>/dev/stderr: reopening it truncates a log file that stderr goes to)
+  if [ -n "${EMU_LOG:-}" ]; then
+    out=$(EMU_CMAKE_ARGS="${2:-}" bash tools/emu_build.sh "$1" 2>"$EMU_LOG")
+  else
+    out=$(EMU_CMAKE_ARGS="${2:-}" bash tools/emu_build.sh "$1")
+  fi
   rc=$?
   if [ "$rc" = 3 ]; then echo "emu_check: SKIPPED - CUDA toolkit headers not found (set CUDA_HOME)"; exit 3; fi
   [ "$rc" = 0 ] || { echo "emu_check: build of the $1 variant FAILED"; exit 1; }
