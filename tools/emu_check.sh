@@ -119,6 +119,11 @@ PY
     # (only the changed kernel recompiles). A mutant must make the CUDA cases fail.
     work=$(mktemp -d)
     survived=0
+    # Equivalent mutants (the barrier is not needed; re-check when the kernel changes):
+    # selective_fit's __syncwarp() before lane 0 clears in_s[far]: every lane has passed
+    # its last warp_sum at a member s >= far, and reads only in_s[s'] for s' > s before
+    # the next __syncwarp(), so no lane reads the entry being cleared.
+    equivalent="selective_fit_kernel.cu:__syncwarp();:2"
     mutants=$(python - <<'PY'
 import pathlib, re
 for f in sorted(pathlib.Path("csrc/cuda").glob("*.cu")):
@@ -156,7 +161,14 @@ PY
           break
         fi
       done
-      if [ $caught = 0 ]; then echo "mutant $m: SURVIVED"; survived=$((survived + 1)); fi
+      if [ $caught = 0 ]; then
+        if [[ " $equivalent " == *" $m "* ]]; then
+          echo "mutant $m: survived (known equivalent mutant, see the list above)"
+        else
+          echo "mutant $m: SURVIVED"
+          survived=$((survived + 1))
+        fi
+      fi
     done
     rm -rf "$work"
     echo "mutants survived: $survived"
