@@ -56,10 +56,23 @@ void set_cpu_isa(const std::string& name) {
 
 }  // namespace
 
-PYBIND11_MODULE(_C, m) {
+// pyface._C_emu (csrc/emu/, test-only) compiles this file again under its own name.
+#ifndef PYFACE_MODULE_NAME
+#define PYFACE_MODULE_NAME _C
+#endif
+#ifdef PYFACE_CUDA_EMU
+namespace pyface {
+void bind_emu(py::module_& m);
+}
+#endif
+
+PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.doc() = "pyface C++/CUDA kernels (no libtorch link: raw pointers in, raw pointers out)";
 #ifdef PYFACE_WITH_CUDA
   m.attr("with_cuda") = true;
+#ifdef PYFACE_CUDA_ARCHS
+  m.attr("cuda_architectures") = PYFACE_CUDA_ARCHS;
+#endif
 #else
   m.attr("with_cuda") = false;
 #endif
@@ -82,4 +95,7 @@ PYBIND11_MODULE(_C, m) {
   pyface::bind_landmark(m);
   pyface::bind_selective_fit(m);
   pyface::bind_cosine_dups(m);
+#ifdef PYFACE_CUDA_EMU
+  pyface::bind_emu(m);
+#endif
 }

@@ -93,6 +93,12 @@ def _demo(args) -> int:
     return 0 if all(m["checks"].values()) or args.quick else 1
 
 
+def _doctor(args) -> int:
+    from pyface import doctor
+
+    return doctor.main(args.rest + (["--emulate"] if args.emulate else []))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyface", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -119,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="training seed (init, batch order, flips); data stay fixed")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
+    c = sub.add_parser("doctor", help="torch/CUDA/device/build info, then every op's CUDA path vs its reference")
+    c.add_argument("--emulate", action="store_true", help="no GPU: check the emulated CUDA kernels (tests build)")
+    c.set_defaults(func=_doctor)
     from pyface.eval.cli import add_parser as _add_eval
 
     _add_eval(sub)

@@ -16,6 +16,9 @@ PYFACE_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=16 python -m pip install --no-build-is
 python -c "import pyface.ops as o, torch; print('cuda backend:', o.cuda_available(), torch.cuda.get_device_name())" \
   | tee -a "$OUT/summary.txt"
 
+log "doctor (first check: build info, then every op's CUDA path vs its reference)"
+python -m pyface.doctor 2>&1 | tee "$OUT/doctor.txt" | tee -a "$OUT/summary.txt"
+
 # The GPU machine may lack the data/trainer dependencies (OpenCV, pyarrow, ...): their
 # test modules then fail to collect and are listed, the kernel tests still run.
 python - <<'PY' | tee -a "$OUT/summary.txt"

@@ -97,7 +97,9 @@ __global__ void lpmc_bwd_kernel(LpmcArgs<T> a, const T* lse, const T* grad_rows,
         const T g = grad_rows[i];
         T G;
         if (j == label - a.c0) {
-          const lpmc::Target<T> t = lpmc::target_logit<T>(c, a.margins[i], a.scale, a.arc);
+          // The forward's rounding of the target cosine (row * ix * iw), not c: p - 1
+          // cancels, so a one-ulp difference leaves a spurious gradient where p ~ 1.
+          const lpmc::Target<T> t = lpmc::target_logit<T>(*p * ix * iw, a.margins[i], a.scale, a.arc);
           G = g * t.dlogit_dcos * (exp(t.logit - lse[i]) - T(1));
         } else {
           G = g * a.scale * exp(a.scale * c - lse[i]);

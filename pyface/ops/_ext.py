@@ -3,10 +3,22 @@
 Kernels take raw pointers (``tensor.data_ptr()``), sizes and, on CUDA, torch's
 current raw stream. Every C++ entry point exists as ``<name>_cpu`` and, when the
 CUDA backend was built, ``<name>_cuda`` with the stream as its last argument.
+
+CUDA emulation (tests, ``pyface doctor``): inside :func:`emulate_cuda` (or with
+``PYFACE_EMULATE_CUDA=1`` in the environment) the ops treat CPU tensors as device
+tensors: :func:`cuda_path` is true for them, so every CUDA-only branch of the ops'
+Python runs, and :func:`call` sends them to the ``<name>_cuda`` launchers of
+``pyface._C_emu`` -- the unmodified CUDA sources compiled for the CPU emulator in
+csrc/emu/ (test-only, built by tools/emu_build.sh). This module is the one place
+that decides "CUDA path or not".
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
 import os
+import sys
 
 import torch
 
@@ -19,7 +31,8 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 __all__ = ["_C", "CPU_ISA_ENV", "CPU_ISAS", "DTYPE_CODES", "acc_dtype", "build_info", "call", "cpu_isa",
-           "cuda_available", "dtype_code", "ptr", "resolve_cpu_isa", "set_cpu_isa", "sync_num_threads"]
+           "cuda_available", "cuda_path", "dtype_code", "emu_module", "emulate_cuda", "emulating",
+           "emulation_available", "ptr", "resolve_cpu_isa", "set_cpu_isa", "sync_num_threads"]
 
 # CPU instruction-set paths of the kernels, worst to best (csrc/include/pyface/cpu_isa.h).
 CPU_ISAS = ("baseline", "avx2", "avx512")
@@ -79,6 +92,10 @@ def build_info() -> dict:
         "num_threads": _C.get_num_threads(),
     }
 
+EMULATE_ENV = "PYFACE_EMULATE_CUDA"
+_emulate = os.environ.get(EMULATE_ENV, "") not in ("", "0")
+_emu = None
+
 # Must match pyface::DType in csrc/include/pyface/common.h.
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
 
@@ -104,14 +121,74 @@ def cuda_available() -> bool:
     return bool(_C.with_cuda) and torch.cuda.is_available()
 
 
+def emu_module():
+    """pyface._C_emu (imported on first use): the file named by $PYFACE_EMU_MODULE (a
+    build of tools/emu_build.sh, e.g. a sanitizer variant), else the package's own;
+    RuntimeError saying how to build it."""
+    global _emu
+    if _emu is None:
+        path = os.environ.get("PYFACE_EMU_MODULE")
+        try:
+            if path:
+                if not os.path.isfile(path):
+                    raise ImportError(f"PYFACE_EMU_MODULE={path} is not a file")
+                spec = importlib.util.spec_from_file_location("pyface._C_emu", path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                _emu = sys.modules["pyface._C_emu"] = mod
+            else:
+                _emu = importlib.import_module("pyface._C_emu")
+        except ImportError as exc:
+            raise RuntimeError(
+                "CUDA emulation needs the test-only module pyface._C_emu: build it with "
+                "tools/emu_build.sh (needs the CUDA toolkit headers, not a GPU)") from exc
+    return _emu
+
+
+def emulation_available() -> bool:
+    """pyface._C_emu is built and importable."""
+    try:
+        emu_module()
+    except RuntimeError:
+        return False
+    return True
+
+
+def emulating() -> bool:
+    """CPU tensors currently take the (emulated) CUDA path."""
+    return _emulate
+
+
+@contextlib.contextmanager
+def emulate_cuda(enabled: bool = True):
+    """Within the block, pyface.ops run CPU tensors through their CUDA code path and
+    the emulated CUDA kernels of pyface._C_emu (process-wide, not thread-local)."""
+    global _emulate
+    if enabled:
+        emu_module()
+    saved, _emulate = _emulate, bool(enabled)
+    try:
+        yield
+    finally:
+        _emulate = saved
+
+
+def cuda_path(device: torch.device) -> bool:
+    """Whether an op on ``device`` takes its CUDA code path (a GPU, or the CPU under emulation)."""
+    return device.type == "cuda" or (_emulate and device.type == "cpu")
+
+
 def sync_num_threads() -> None:
     """CPU kernels use as many threads as torch does."""
     _C.set_num_threads(torch.get_num_threads())
 
 
 def call(name: str, device: torch.device, *args) -> None:
-    """Run kernel ``name`` on ``device``'s backend (CUDA: on torch's current stream)."""
-    if device.type == "cpu":
+    """Run kernel ``name`` on ``device``'s backend (CUDA: on torch's current stream;
+    CPU under emulation: the emulated CUDA launcher, synchronous)."""
+    if device.type == "cpu" and _emulate:
+        getattr(emu_module(), name + "_cuda")(*args, 0)
+    elif device.type == "cpu":
         sync_num_threads()
         getattr(_C, name + "_cpu")(*args)
     elif device.type == "cuda":

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from pyface.ops._ext import cuda_path
+
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -12,7 +14,7 @@ def mm_acc(x: torch.Tensor, y: torch.Tensor, acc: torch.dtype) -> torch.Tensor:
     (``out_dtype``, torch >= 2.8); otherwise the operands are computed in ``acc``."""
     if x.dtype == acc and y.dtype == acc:
         return torch.mm(x, y)
-    if x.device.type == "cuda" and x.dtype in _HALF and acc == torch.float32:
+    if cuda_path(x.device) and x.dtype in _HALF and acc == torch.float32:
         try:
             return torch.mm(x, y, out_dtype=torch.float32)
         except (TypeError, RuntimeError, NotImplementedError):
@@ -24,7 +26,7 @@ def mm_t_into(out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
     """out = x @ y^T, stored (and accumulated) in out's dtype (float32 or float64)."""
     if x.dtype == out.dtype:
         return torch.mm(x, y.t(), out=out)
-    if x.device.type == "cuda" and x.dtype in _HALF and out.dtype == torch.float32:
+    if cuda_path(x.device) and x.dtype in _HALF and out.dtype == torch.float32:
         try:
             return torch.mm(x, y.t(), out_dtype=torch.float32, out=out)
         except (TypeError, RuntimeError, NotImplementedError):

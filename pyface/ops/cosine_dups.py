@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from pyface.ops import _validate as V
-from pyface.ops._ext import call, dtype_code, ptr
+from pyface.ops._ext import call, cuda_path, dtype_code, ptr
 from pyface.ops._gemm import mm_t_into
 
 __all__ = ["cosine_duplicates"]
@@ -39,7 +39,7 @@ def _initial_capacity(na: int, nb: int) -> int:
 def _tiles(na: int, nb: int, device: torch.device, self_search: bool, tile_size: int | None) -> tuple[int, int]:
     if tile_size is not None:
         return max(1, min(na, tile_size)), max(1, min(nb, tile_size))
-    cuda = device.type == "cuda"
+    cuda = cuda_path(device)
     ta = max(1, min(na, _TILE_ROWS_CUDA if cuda else _TILE_ROWS_CPU))
     if self_search:
         return ta, ta
@@ -113,7 +113,7 @@ def _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, 
                 if not (self_search and j0 + min(tb, nb - j0) - 1 <= i0)]
         if not cols:
             continue
-        if dev.type == "cpu":  # synchronous: handle a full buffer tile by tile
+        if not cuda_path(dev):  # synchronous: handle a full buffer tile by tile
             for j0, nb_t in cols:
                 buf = tile(i0, j0, na_t, nb_t)
                 start = int(counter[0])
@@ -200,7 +200,7 @@ def _matrix(name: str, x) -> torch.Tensor:
 
 def _prepare(x: torch.Tensor) -> torch.Tensor:
     """The kernels' input form: contiguous; float32 on CPU (and for float64); fp16/bf16 stay on CUDA."""
-    if x.dtype == torch.float64 or (x.device.type == "cpu" and x.dtype != torch.float32):
+    if x.dtype == torch.float64 or (not cuda_path(x.device) and x.dtype != torch.float32):
         x = x.float()
     return x.contiguous()
 

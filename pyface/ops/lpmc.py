@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 
 from pyface.ops import _validate as V
-from pyface.ops._ext import acc_dtype, call, dtype_code, ptr
+from pyface.ops._ext import acc_dtype, call, cuda_path, dtype_code, ptr
 from pyface.ops._gemm import mm_acc, mm_t_into
 
 __all__ = ["lpmc_loss", "lpmc_shard_stats", "lpmc_shard_backward", "LpmcShardStats", "rescale_row_sum", "pose_margin",
@@ -42,7 +42,7 @@ def pose_margin(pose_deg: torch.Tensor, m1: float = POSE_MARGIN_M1, m2: float = 
 
 
 def default_chunk_size(batch: int, num_classes: int, device: torch.device) -> int:
-    budget = _CHUNK_ELEMS_CUDA if device.type == "cuda" else _CHUNK_ELEMS_CPU
+    budget = _CHUNK_ELEMS_CUDA if cuda_path(device) else _CHUNK_ELEMS_CPU
     chunk = max(256, budget // max(batch, 1))
     return int(max(1, min(num_classes, chunk)))
 
@@ -105,13 +105,13 @@ def _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, a
     dx_acc = torch.zeros(B, D, dtype=acc, device=dev)
     rx = torch.zeros(B, dtype=acc, device=dev)
     dw = torch.empty_like(w)
-    half_cuda = dev.type == "cuda" and x.dtype in (torch.float16, torch.bfloat16)
+    half_cuda = cuda_path(dev) and x.dtype in (torch.float16, torch.bfloat16)
     if B and C:
         n_max = min(chunk_size, C)
         flat = torch.empty(B * n_max, dtype=acc, device=dev)
         rw_all = torch.empty(n_max, dtype=acc, device=dev)
         extra = ()
-        if dev.type == "cuda":
+        if cuda_path(dev):
             scratch = torch.empty(B * ((n_max + 31) // 32), dtype=acc, device=dev)
             extra = (ptr(scratch),)
         x_acc = x.to(acc)
