@@ -1,0 +1,1 @@
+"""pyface.label: the pseudo-labeling pipeline (Lee et al. 2024, Sec. 3.1)."""
