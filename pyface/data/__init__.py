@@ -22,6 +22,7 @@ Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insight
 ``on_error="skip"``, are skipped, counted in ``dataset.skipped`` and warned about.
 """
 from pyface.data import transforms
+from pyface.data.eyes import EyeFolder, SyntheticEyes, eye_crops
 from pyface.data.folder import ImageFolderFaces, write_image_folder
 from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
                                   write_manifest_dataset)
@@ -34,5 +35,5 @@ __all__ = [
     "transforms", "ImageFolderFaces", "write_image_folder", "MANIFEST_SCHEMA", "ManifestDataset",
     "read_manifest", "write_manifest", "write_manifest_dataset", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks", "mirror_pose",
-    "W300LP", "write_300wlp", "SyntheticFaces",
+    "W300LP", "write_300wlp", "SyntheticFaces", "EyeFolder", "SyntheticEyes", "eye_crops",
 ]
