@@ -4,8 +4,8 @@
 which never import each other.)
 
 1. Trains (or reuses from ``DIR/nets/``) a small FLD + HPE net (``pretrain-fld-hpe``
-   recipe, ResNet18 width 16 at 64 x 64) on SyntheticFaces with open eyes only (as
-   300W-LP has almost no blinks), augmented with random views of the same family as the
+   recipe, a ResNet with one block per stage, width 8, at 64 x 64) on SyntheticFaces
+   with open eyes only (as 300W-LP has almost no blinks), augmented with random views of the same family as the
    labeler's (scale 0.85-1.35, shift +-8 %, reflect/constant padding, mirror), and the
    ``eyeblink`` recipe's ResNet18 on SyntheticEyes.
 2. Writes a held-out "FR dataset" (other identities, a third of the eyes closed) as an
@@ -34,9 +34,9 @@ import torch
 __all__ = ["run_label_demo"]
 
 IMAGE_SIZE = 64
-TRAIN_IDS, TRAIN_PER = 400, 12
+TRAIN_IDS, TRAIN_PER = 300, 10
 TEST_IDS, TEST_PER = 60, 5
-FLD_EPOCHS = 12
+FLD_EPOCHS = 10
 EYE_IDS, EYE_PER, EYE_EPOCHS = 300, 4, 4
 
 
@@ -77,7 +77,8 @@ def _train_fld(out: Path, quick: bool, log) -> Path:
     val = render(SyntheticFaces(20 if quick else 50, 4, image_size=IMAGE_SIZE, seed=5, identity_offset=50_000), 0)
     cfg = resolve_config({
         "recipe": "pretrain-fld-hpe", "out_dir": str(out / "fld_hpe"), "device": "cpu", "seed": 0,
-        "model": {"preset": "resnet18-fld-hpe"}, "data": {"train": "given", "batch_size": 64, "val_batch_size": 256},
+        "model": {"preset": "resnet18-fld-hpe", "width": 8, "layers": [1, 1, 1, 1]},
+        "data": {"train": "given", "batch_size": 64, "val_batch_size": 256},
         "optim": {"lr": 0.1, "schedule": "cosine", "warmup_steps": 50, "min_lr_ratio": 0.01,
                   "epochs": 1 if quick else FLD_EPOCHS},
         "checkpoint_every": 200, "val_every_epochs": 100, "tensorboard": False, "progress": True})
