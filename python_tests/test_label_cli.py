@@ -21,7 +21,7 @@ def _net(path=None, size=32):
     net = MultiTaskNet(model_config("resnet18-fld-hpe", input_size=size, width=4, layers=(1, 1, 1, 1)))
     with torch.no_grad():  # non-degenerate random predictions (the heads start at zero)
         for h in net.heads.values():
-            h.fc.weight.normal_(0, 0.3)
+            h.head.fc.weight.normal_(0, 0.3)
     net.eval()
     if path is not None:
         torch.save({"model": net.state_dict(), "model_config": net.config.to_dict()}, path)
