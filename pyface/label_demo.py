@@ -63,14 +63,21 @@ class _RandomViews(torch.utils.data.Dataset):
         return {"image": out, "landmarks": lm, "pose": pose, "identity": self.s["identity"][i], "source": "synthetic"}
 
 
+def _reuse(path: Path, log) -> bool:
+    """A net trained by an earlier run of the demo is kept (``pyface label demo`` reuses it)."""
+    if path.is_file():
+        log(f"reusing {path}")
+        return True
+    return False
+
+
 def _train_fld(out: Path, quick: bool, log) -> Path:
     from pyface.data import SyntheticFaces
     from pyface.train import Trainer, resolve_config
     from pyface.train.demo import TensorFaces, render
 
     path = out / "fld_hpe" / "model.pt"
-    if path.is_file():
-        log(f"reusing {path}")
+    if _reuse(path, log):
         return path
     ids, per = (40, 4) if quick else (TRAIN_IDS, TRAIN_PER)
     train = render(SyntheticFaces(ids, per, image_size=IMAGE_SIZE, seed=0), 0)
@@ -94,8 +101,7 @@ def _train_eyes(out: Path, quick: bool, log) -> Path:
     from pyface.train import Trainer, resolve_config
 
     path = out / "eyeblink" / "model.pt"
-    if path.is_file():
-        log(f"reusing {path}")
+    if _reuse(path, log):
         return path
     ids, per = (40, 2) if quick else (EYE_IDS, EYE_PER)
 
