@@ -131,7 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     from pyface.eval.cli import add_parser as _add_eval
 
     _add_eval(sub)
+    _add_label(sub)
     return p
+
+
+def _add_label(sub) -> None:
+    """``pyface label <command>``: each command is an ``add_parser(subparsers)`` function
+    of pyface.label.cli."""
+    from pyface import label_demo
+    from pyface.label import cli as label_cli
+
+    lab = sub.add_parser("label", help="pseudo-labeling pipeline (Lee et al. 2024, Algorithms 1 and 2)")
+    lsub = lab.add_subparsers(dest="label_cmd", required=True)
+    for add in label_cli.LABEL_COMMANDS:  # landmarks, fit-index-map (Algorithm 1)
+        add(lsub)
+    label_demo.add_demo_parser(lsub)  # top layer: trains (pyface.train) and labels (pyface.label)
+    # Algorithm 2 plugs in here: `pyface label identities` (issue 13, second half) adds its
+    # add_parser function, e.g. label_cli.add_identities_parser(lsub), or extends LABEL_COMMANDS.
 
 
 def main(argv: list[str] | None = None) -> int:

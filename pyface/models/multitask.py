@@ -64,6 +64,8 @@ PRESETS: dict[str, ModelConfig] = {
     # Pourmirzaei et al.: ResNet50 at 224 x 224 with a HopeNet head (+ SSL heads by the recipe)
     "resnet50-hopenet": ModelConfig("resnet50", 224, tasks=("hopenet",)),
     "resnet50-tiny-hopenet-64": ModelConfig("resnet50", 64, tasks=("hopenet",), width=8, layers=(1, 1, 1, 1)),
+    # the eye-blink classifier of the labeler (pyface.models.eyeblink): ResNet18 on 32 x 32 eye crops
+    "resnet18-eyeblink": ModelConfig("resnet18", 32, tasks=("eyeblink",)),
 }
 
 
