@@ -1,0 +1,886 @@
+"""Algorithm 2 of Lee et al. 2024 (Sec. 3.1): one deduplicated identity space across
+face-recognition datasets, found with two FR networks (``pyface label identities``).
+
+Steps (the paper's line numbers):
+
+1. Embeddings (l.1-12). Per identity of every dataset, the mean embedding under each
+   net: every image and its mirror go through the net, the two embeddings are summed
+   and L2-normalised (insightface's flip-sum), and the per-identity sums of those unit
+   vectors are accumulated. Images are cropped to the net input first: images with
+   known landmarks (300W-LP) by a square of ``face_crop_area`` times the landmark box
+   area, others (aligned FR crops) whole. The work is cut into units of ``chunk_size``
+   images; each unit's per-identity sums are an atomic Parquet shard in
+   ``OUT/embeddings/<name>/`` (:mod:`pyface.label.shards`), so a killed run resumes
+   losing at most one unit, memory holds one unit of embeddings, and disk and the final
+   reduction hold about identities x (Da + Db) floats -- never one row per image.
+   Unreadable images are skipped and counted (``bad`` in the summary).
+2. Duplicates (l.13-15): identity pairs of *different* datasets whose mean embeddings
+   have cosine >= ``threshold_a`` under net A *and* >= ``threshold_b`` under net B,
+   via :func:`pyface.ops.cosine_duplicates` searching both spaces at once, for every
+   pair of datasets (so chains through three or more datasets are found).
+3. Merge (l.16): union-find (connected components, :mod:`scipy.sparse.csgraph`) over
+   the (dataset, identity) nodes; new identity ids are contiguous from 0 in the order of
+   each component's first node (datasets in the given order, identities ascending).
+4. SemiIdentify (l.17-19): 300W-LP has no identities; every source 300W face gets one
+   (all its augmented variants ``<name>_<k>`` and the ``_Flip`` mirrors share it, see
+   :func:`semi_identify_key`); steps 1-3 are repeated between the merged identities
+   (pooled sums: the mean over all their images) and these, and matches are merged in.
+   Merged identities keep their ids unless a 300W-LP face joins two of them.
+5. Thresholds: given, or calibrated per net as the best-accuracy cosine threshold on a
+   verification pair set (insightface ``.bin``, e.g. LFW), as the paper does, through
+   ``pyface.eval.best_threshold``.
+
+Outputs in ``OUT``: ``manifest.parquet`` (the PLTD: the Algorithm-1 rows of
+``--landmarks`` with the new identities; images Algorithm 1 rejected are kept out unless
+``keep_rejected``, which keeps them with NaN landmarks/pose for FR-only training),
+``identity_map.csv`` (dataset, old_id, new_id, images), ``merges.csv`` (stage,
+dataset/old id of both ends, both similarities), ``summary.json``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from pyface.label.shards import config_hash, open_output, write_json_atomic
+
+__all__ = ["FRNet", "IdentityEmbeddings", "embed_identities", "find_duplicates", "union_find", "merge_identities",
+           "semi_identify_key", "semi_identify_labels", "calibrate_threshold", "pair_precision_recall",
+           "run_identities", "add_parser", "DEFAULT_FACE_CROP_AREA", "DEFAULT_CHUNK"]
+
+#: Crop of images with known landmarks: area of the square crop / area of the landmark box.
+#: 2.0 puts the jaw-to-brow box at about 70 % of the side, as in 112x112 aligned FR crops.
+DEFAULT_FACE_CROP_AREA = 2.0
+#: Images per resumable work unit.
+DEFAULT_CHUNK = 8192
+SEMI_NAME = "300w_lp"
+_SEMI_RE = re.compile(r"_\d+$")
+
+
+# ---------------------------------------------------------------------------- nets
+def _load_checkpoint_model(path: str, what: str) -> torch.nn.Module:
+    """A MultiTaskNet from a ``pyface train`` output (``model.pt`` or ``checkpoints/last.pt``)."""
+    from pyface.models import MultiTaskNet, model_config
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what}: checkpoint not found: {path}")
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise ValueError(f"{what}: cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(st, dict) or "model" not in st or "model_config" not in st:
+        raise ValueError(f"{what}: {path} is not a pyface train checkpoint (needs 'model' and 'model_config')")
+    model = MultiTaskNet(model_config(None, **dict(st["model_config"])))
+    model.load_state_dict(st["model"])
+    return model.eval()
+
+
+class FRNet:
+    """A face-recognition net as Algorithm 2 uses it: uint8 [B, 3, S, S] RGB ->
+    flip-sum L2-normalised embeddings [B, D] float32.
+
+    ``net``: a ``pyface train`` checkpoint path with an FR head, a MultiTaskNet, or any
+    module/callable mapping normalised float images [B, 3, s, s] to a dict with
+    ``"embedding"`` or to a tensor [B, D] (``input_size`` then required)."""
+
+    def __init__(self, net, what: str = "net", input_size: int | None = None, device=None, amp: bool = True):
+        self.what = what
+        self.path = os.path.abspath(os.fspath(net)) if isinstance(net, (str, os.PathLike)) else None
+        model = _load_checkpoint_model(self.path, what) if self.path else net
+        tasks = getattr(getattr(model, "config", None), "tasks", None)
+        if tasks is not None and "fr" not in tasks:
+            src = self.path or "the given model"
+            raise ValueError(f"{what}: {src} has no face-recognition head (tasks {list(tasks)}); Algorithm 2 needs "
+                             "a net trained with the 'fr' task")
+        size = input_size or getattr(getattr(model, "config", None), "input_size", None)
+        if size is None:
+            raise ValueError(f"{what}: input_size is required for a net without a .config")
+        self.input_size = int(size)
+        self.device = torch.device(device) if device is not None else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval() if isinstance(model, torch.nn.Module) else model
+        self.amp = bool(amp) and self.device.type == "cuda"
+        self.dim = int(self.embed(torch.zeros(1, 3, self.input_size, self.input_size, dtype=torch.uint8)).shape[1])
+
+    def describe(self) -> dict:
+        """What identifies this net in a resume check."""
+        d = {"input_size": self.input_size, "amp": self.amp}
+        if self.path:
+            st = os.stat(self.path)
+            d.update(path=self.path, bytes=st.st_size, mtime=int(st.st_mtime))
+        else:
+            d["module"] = type(self.model).__name__
+        return d
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True)
+        x = (x.float() - 127.5) / 128.0 if x.dtype == torch.uint8 else x.float()
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = torch.nn.functional.interpolate(x, size=(self.input_size,) * 2, mode="bilinear",
+                                                align_corners=False, antialias=True)
+        b = x.shape[0]
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model(torch.cat([x, x.flip(3)]))
+        e = (out["embedding"] if isinstance(out, dict) else out).float()
+        return torch.nn.functional.normalize(e[:b] + e[b:], dim=1)
+
+
+# ---------------------------------------------------------------------------- embeddings
+@dataclass
+class IdentityEmbeddings:
+    """Per-identity embedding sums of one dataset (or of the merged identities).
+
+    ``ids`` [I] sorted old identity labels; ``sum_a`` [I, Da], ``sum_b`` [I, Db] float64
+    sums of flip-sum unit embeddings; ``counts`` [I] images; ``keys``: printable old ids
+    (``str(id)``, or the 300W source-face names)."""
+
+    name: str
+    ids: np.ndarray
+    sum_a: np.ndarray
+    sum_b: np.ndarray
+    counts: np.ndarray
+    keys: list[str] | None = None
+    images: int = 0
+    bad: int = 0
+    unlabeled: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def key(self, i: int) -> str:
+        return self.keys[i] if self.keys is not None else str(int(self.ids[i]))
+
+    @property
+    def mean_a(self) -> np.ndarray:
+        return self.sum_a / np.maximum(self.counts, 1)[:, None]
+
+    @property
+    def mean_b(self) -> np.ndarray:
+        return self.sum_b / np.maximum(self.counts, 1)[:, None]
+
+    @classmethod
+    def from_arrays(cls, name, ids, emb_a, emb_b, counts=None, keys=None) -> "IdentityEmbeddings":
+        """From per-identity (mean or summed) embeddings [I, Da], [I, Db]; checks shapes."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        a, b = np.asarray(emb_a, dtype=np.float64), np.asarray(emb_b, dtype=np.float64)
+        counts = np.ones(len(ids), np.int64) if counts is None else np.asarray(counts, np.int64).reshape(-1)
+        for what, x in (("emb_a", a), ("emb_b", b)):
+            if x.ndim != 2 or x.shape[0] != len(ids):
+                raise ValueError(f"{name}: {what} must be [{len(ids)}, D], got {list(x.shape)}")
+        if len(counts) != len(ids):
+            raise ValueError(f"{name}: counts must have {len(ids)} entries, got {len(counts)}")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(f"{name}: ids must be unique")
+        return cls(name, ids, a, b, counts, keys)
+
+
+class _Frames(torch.utils.data.Dataset):
+    """Image ``i`` of ``dataset`` cropped to ``size``, its identity (``labels[i]`` when
+    given) and whether it could be read (unreadable images are counted, not fatal)."""
+
+    def __init__(self, dataset, size: int, crop_area: float, labels=None):
+        self.dataset, self.size, self.crop_area, self.labels = dataset, size, crop_area, labels
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        from pyface.data import DataError
+        from pyface.data.transforms import CenterFaceCrop
+
+        try:
+            s = self.dataset[i]
+        except DataError as exc:
+            return {"image": torch.zeros(3, self.size, self.size, dtype=torch.uint8), "identity": -1, "ok": False,
+                    "error": str(exc)}
+        known = bool(torch.isfinite(s["landmarks"]).all())
+        s = CenterFaceCrop(self.crop_area if known else 1.0, self.size)(s)
+        ident = int(self.labels[i]) if self.labels is not None else int(s["identity"])
+        return {"image": s["image"], "identity": ident, "ok": True, "error": ""}
+
+
+def _unit_batches(units: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    return [list(range(s, min(s + batch_size, e))) for s, e in units for s in range(s, e, batch_size)]
+
+
+def _dataset_spec_desc(spec, dataset) -> dict:
+    d = {"len": len(dataset), "type": type(dataset).__name__}
+    if isinstance(spec, (str, dict)):
+        d["spec"] = spec
+    return d
+
+
+def embed_identities(name: str, dataset, net_a: FRNet, net_b: FRNet, out_dir: str, *, labels=None, keys=None,
+                     spec=None, batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK,
+                     face_crop_area: float = DEFAULT_FACE_CROP_AREA, workers: int = 0, resume: bool = False,
+                     progress: bool = True, on_unit=None) -> IdentityEmbeddings:
+    """Step 1 for one dataset: per-identity embedding sums under both nets, resumable.
+
+    ``labels`` [N] int: per-image identity overriding the dataset's (SemiIdentify), with
+    ``keys`` naming each label. ``out_dir``: the shard folder (created; with ``resume`` an
+    existing one is continued if its configuration matches, else ``ValueError``).
+    ``on_unit(k)``: called after unit ``k`` is written (tests use it to interrupt)."""
+    n = len(dataset)
+    if n == 0:
+        raise ValueError(f"dataset {name!r} is empty")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{name}: labels must have one entry per image ({n}), got {len(labels)}")
+    chunk_size, batch_size = int(chunk_size), int(batch_size)
+    if chunk_size < 1 or batch_size < 1:
+        raise ValueError("chunk_size and batch_size must be >= 1")
+    config = {"dataset": name, "data": _dataset_spec_desc(spec, dataset), "net_a": net_a.describe(),
+              "net_b": net_b.describe(), "chunk_size": chunk_size, "face_crop_area": float(face_crop_area),
+              "labels": None if labels is None else config_hash({"l": np.asarray(labels).tolist()})}
+    shards = open_output(out_dir, config, resume=resume)
+    units = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+    done = set(shards.finished())
+    todo = [k for k in range(len(units)) if k not in done]
+    if todo:
+        size = max(net_a.input_size, net_b.input_size)
+        frames = _Frames(dataset, size, float(face_crop_area), labels)
+        loader = torch.utils.data.DataLoader(frames, batch_sampler=_unit_batches([units[k] for k in todo], batch_size),
+                                             num_workers=workers,
+                                             pin_memory=net_a.device.type == "cuda")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, initial=sum(units[k][1] - units[k][0] for k in done), unit="img",
+                       desc=f"embed {name}", dynamic_ncols=True)
+        it = iter(loader)
+        try:
+            for k in todo:
+                t0 = time.perf_counter()
+                s, e = units[k]
+                ids, ea, eb, bad, errors = [], [], [], 0, []
+                got = 0
+                while got < e - s:
+                    batch = next(it)
+                    m = len(batch["ok"])
+                    got += m
+                    ok = batch["ok"] & (batch["identity"] >= 0)
+                    bad += int((~batch["ok"]).sum())
+                    errors += [x for x, g in zip(batch["error"], batch["ok"].tolist()) if not g][:5 - len(errors)]
+                    if bool(ok.any()):
+                        img = batch["image"][ok]
+                        ea.append(net_a.embed(img).double().cpu())
+                        eb.append(net_b.embed(img).double().cpu())
+                        ids.append(batch["identity"][ok])
+                    if bar is not None:
+                        bar.update(m)
+                table, meta = _unit_table(ids, ea, eb, net_a.dim, net_b.dim)
+                meta.update(images=e - s, bad=bad, bad_examples=errors, seconds=time.perf_counter() - t0)
+                shards.write(k, table, meta)
+                if on_unit is not None:
+                    on_unit(k)
+        finally:
+            if bar is not None:
+                bar.close()
+            del it
+    return _reduce(name, shards, net_a.dim, net_b.dim, keys)
+
+
+def _unit_table(ids, ea, eb, da, db):
+    if ids:
+        lab = torch.cat(ids)
+        u, inv = torch.unique(lab, return_inverse=True)
+        sa = torch.zeros(len(u), da, dtype=torch.float64).index_add_(0, inv, torch.cat(ea))
+        sb = torch.zeros(len(u), db, dtype=torch.float64).index_add_(0, inv, torch.cat(eb))
+        cnt = torch.bincount(inv, minlength=len(u))
+        u, sa, sb, cnt = u.numpy(), sa.numpy(), sb.numpy(), cnt.numpy()
+    else:
+        u, sa, sb, cnt = (np.zeros(0, np.int64), np.zeros((0, da)), np.zeros((0, db)), np.zeros(0, np.int64))
+    table = pa.table({
+        "identity": pa.array(u, pa.int64()), "count": pa.array(cnt, pa.int64()),
+        "sum_a": pa.FixedSizeListArray.from_arrays(pa.array(sa.reshape(-1), pa.float64()), da),
+        "sum_b": pa.FixedSizeListArray.from_arrays(pa.array(sb.reshape(-1), pa.float64()), db)})
+    return table, {"embedded": int(cnt.sum())}
+
+
+def _reduce(name, shards, da, db, keys) -> IdentityEmbeddings:
+    """Sum the unit shards per identity (float64)."""
+    table = shards.read()
+    metas = shards.metas()
+    lab = table.column("identity").to_numpy()
+    u, inv = np.unique(lab, return_inverse=True)
+    inv_t = torch.from_numpy(inv.astype(np.int64))
+
+    def col(c, d):
+        v = np.array(table.column(c).combine_chunks().flatten().to_numpy().reshape(-1, d))
+        return torch.zeros(len(u), d, dtype=torch.float64).index_add_(0, inv_t, torch.from_numpy(v)).numpy()
+
+    counts = np.bincount(inv, weights=table.column("count").to_numpy(), minlength=len(u)).astype(np.int64)
+    ks = None if keys is None else [keys[int(i)] for i in u]
+    images = sum(m.get("images", 0) for m in metas)
+    bad = sum(m.get("bad", 0) for m in metas)
+    examples = [x for m in metas for x in m.get("bad_examples", [])][:5]
+    return IdentityEmbeddings(name, u.astype(np.int64), col("sum_a", da), col("sum_b", db), counts, ks,
+                              images=images, bad=bad, unlabeled=images - bad - int(counts.sum()),
+                              bad_examples=examples)
+
+
+# ---------------------------------------------------------------------------- duplicates + merge
+def _check_dims(groups: list[IdentityEmbeddings]) -> None:
+    if not groups:
+        raise ValueError("no datasets given")
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise ValueError(f"dataset names must be unique, got {names}")
+    for space in ("sum_a", "sum_b"):
+        dims = {g.name: getattr(g, space).shape[1] for g in groups}
+        if len(set(dims.values())) > 1:
+            raise ValueError(f"embedding sizes differ between datasets in space {space[-1].upper()}: {dims} "
+                             "(all datasets must be embedded by the same two nets)")
+
+
+def _unit_rows(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def find_duplicates(groups: list[IdentityEmbeddings], threshold_a: float, threshold_b: float,
+                    device=None, pairs_of=None) -> dict[str, np.ndarray]:
+    """Step 2: identity pairs of different groups with cos >= threshold_a in space A and
+    >= threshold_b in space B (mean embeddings). ``pairs_of``: which (i, j) group pairs
+    to search (default all i < j). Returns arrays ``node_a``, ``node_b`` (global node
+    index: group offset + row), ``sim_a``, ``sim_b``, ``group_a``, ``group_b``."""
+    from pyface.ops import cosine_duplicates
+
+    _check_dims(groups)
+    offsets = np.cumsum([0] + [len(g) for g in groups])
+    pairs_of = pairs_of if pairs_of is not None else [(i, j) for i in range(len(groups))
+                                                      for j in range(i + 1, len(groups))]
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    means = [(_unit_rows(g.mean_a).to(dev), _unit_rows(g.mean_b).to(dev)) for g in groups]
+    out = {k: [] for k in ("node_a", "node_b", "sim_a", "sim_b", "group_a", "group_b")}
+    for i, j in pairs_of:
+        if not len(groups[i]) or not len(groups[j]):
+            continue
+        (ai, bi), (aj, bj) = means[i], means[j]
+        p, sa, sb = cosine_duplicates(ai, aj, float(threshold_a), a2=bi, b2=bj, threshold2=float(threshold_b))
+        p = p.cpu().numpy()
+        out["node_a"].append(p[:, 0] + offsets[i])
+        out["node_b"].append(p[:, 1] + offsets[j])
+        out["sim_a"].append(sa.cpu().numpy())
+        out["sim_b"].append(sb.cpu().numpy())
+        out["group_a"].append(np.full(len(p), i, np.int64))
+        out["group_b"].append(np.full(len(p), j, np.int64))
+    dt = {"sim_a": np.float32, "sim_b": np.float32}
+    return {k: (np.concatenate(v) if v else np.zeros(0, dt.get(k, np.int64))) for k, v in out.items()}
+
+
+def union_find(n: int, a, b) -> np.ndarray:
+    """Connected components of ``n`` nodes joined by edges (a[k], b[k]); component ids
+    contiguous from 0 in the order of each component's smallest node."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if len(a) and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n):
+        raise ValueError(f"edge endpoints must be in [0, {n})")
+    g = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n)).tocsr()
+    _, comp = connected_components(g, directed=False)
+    first = np.full(comp.max() + 1, n, np.int64)
+    np.minimum.at(first, comp, np.arange(n))
+    rank = np.empty_like(first)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[comp]
+
+
+def merge_identities(groups: list[IdentityEmbeddings], threshold_a: float, threshold_b: float, device=None,
+                     pairs_of=None) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """Steps 2-3: new ids per group (a list of [I_g] int64 arrays, contiguous from 0) and
+    the duplicate edges (:func:`find_duplicates`)."""
+    edges = find_duplicates(groups, threshold_a, threshold_b, device, pairs_of)
+    sizes = [len(g) for g in groups]
+    new = union_find(sum(sizes), edges["node_a"], edges["node_b"])
+    return np.split(new, np.cumsum(sizes)[:-1]), edges
+
+
+def pooled(groups: list[IdentityEmbeddings], new_ids: list[np.ndarray], name: str = "merged") -> IdentityEmbeddings:
+    """The merged identities' pooled sums (mean over all their images) as one group."""
+    n = int(max((x.max() + 1 for x in new_ids if len(x)), default=0))
+    da, db = groups[0].sum_a.shape[1], groups[0].sum_b.shape[1]
+    sa, sb, cnt = np.zeros((n, da)), np.zeros((n, db)), np.zeros(n, np.int64)
+    for g, ids in zip(groups, new_ids):
+        np.add.at(sa, ids, g.sum_a)
+        np.add.at(sb, ids, g.sum_b)
+        np.add.at(cnt, ids, g.counts)
+    return IdentityEmbeddings(name, np.arange(n, dtype=np.int64), sa, sb, cnt)
+
+
+# ---------------------------------------------------------------------------- SemiIdentify
+def semi_identify_key(ref: str) -> str:
+    """300W-LP image -> its source 300W face: the file stem without the trailing
+    ``_<k>`` augmentation index; the ``_Flip`` folder shares the names, so mirrors share
+    it (``.../HELEN_Flip/HELEN_232194_1_3.jpg`` -> ``HELEN_232194_1``)."""
+    stem = os.path.splitext(os.path.basename(ref.split("#", 1)[0]))[0]
+    return _SEMI_RE.sub("", stem)
+
+
+def semi_identify_labels(refs) -> tuple[np.ndarray, list[str]]:
+    """(per-image label [N] int64, sorted source-face names) for 300W-LP image refs."""
+    keys = [semi_identify_key(r) for r in refs]
+    names, labels = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
+    return labels.astype(np.int64), [str(x) for x in names]
+
+
+# ---------------------------------------------------------------------------- thresholds
+def calibrate_threshold(scores, issame) -> float:
+    """Best-accuracy cosine threshold of verification pairs (the paper's LFW
+    calibration), via the evaluation suite's ``pyface.eval.best_threshold``."""
+    try:
+        from pyface.eval import best_threshold
+    except ImportError as exc:
+        raise RuntimeError("threshold calibration needs pyface.eval.best_threshold (the evaluation suite); "
+                           "pass --threshold-a/--threshold-b instead") from exc
+    r = best_threshold(np.asarray(scores, dtype=np.float64), np.asarray(issame, dtype=bool))
+    return float(r["threshold"] if isinstance(r, dict) else (r[0] if isinstance(r, tuple) else r))
+
+
+def _load_pairs(path: str):
+    """(images uint8 [2P, 3, H, W], issame [P]) of an insightface verification ``.bin``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--calibrate: verification pairs file not found: {path}")
+    try:
+        from pyface.eval import read_bin
+    except ImportError as exc:
+        raise RuntimeError("--calibrate needs pyface.eval.read_bin (the .bin reader of the evaluation suite); "
+                           "pass --threshold-a/--threshold-b instead") from exc
+    images, issame = read_bin(path)
+    return images, np.asarray(issame, dtype=bool)
+
+
+def _pair_scores(net: FRNet, images, batch_size: int) -> np.ndarray:
+    images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    if images.ndim != 4:
+        raise ValueError(f"verification images must be [2P, 3, H, W] or [2P, H, W, 3], got {list(images.shape)}")
+    if images.shape[1] != 3:
+        images = images.permute(0, 3, 1, 2)
+    e = torch.cat([net.embed(images[i:i + batch_size]).cpu() for i in range(0, len(images), batch_size)])
+    return (e[0::2] * e[1::2]).sum(1).numpy()
+
+
+# ---------------------------------------------------------------------------- evaluation
+def pair_precision_recall(new_ids: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Pair-counting precision/recall of a merge: over all node pairs, predicted same
+    (same new id) vs truly same (same ``truth`` label)."""
+    new_ids, truth = np.asarray(new_ids), np.asarray(truth)
+
+    def pairs(*cols):
+        _, c = np.unique(np.stack(cols, 1), axis=0, return_counts=True)
+        return int((c * (c - 1) // 2).sum())
+
+    pred, true, both = pairs(new_ids), pairs(truth), pairs(new_ids, truth)
+    return {"precision": both / pred if pred else 1.0, "recall": both / true if true else 1.0,
+            "predicted_pairs": pred, "true_pairs": true, "correct_pairs": both}
+
+
+# ---------------------------------------------------------------------------- manifest join
+def _dataset_root(ds) -> str | None:
+    for attr in ("root", "path"):
+        v = getattr(ds, attr, None)
+        if isinstance(v, str):
+            return os.path.abspath(v) if attr == "root" else os.path.dirname(os.path.abspath(v))
+    reader = getattr(ds, "reader", None)
+    if reader is not None and hasattr(reader, "rec_path"):
+        return os.path.abspath(reader.rec_path)
+    return None
+
+
+def _shard_files(landmarks_dir: str) -> list[str]:
+    if not os.path.isdir(landmarks_dir):
+        raise FileNotFoundError(f"--landmarks: folder not found: {landmarks_dir}")
+    files = sorted(os.path.join(landmarks_dir, f) for f in os.listdir(landmarks_dir)
+                   if f.endswith(".parquet") and not f.startswith("."))
+    if not files:
+        raise ValueError(f"--landmarks: no Parquet shards (*.parquet) in {landmarks_dir}")
+    need = {"image", "identity", "landmarks", "pose", "source"}
+    for f in files:
+        missing = need - set(pq.read_schema(f).names)
+        if missing:
+            raise ValueError(f"--landmarks: {f} lacks columns {sorted(missing)}")
+    return files
+
+
+class _Resolver:
+    """Maps Algorithm-1 rows to (dataset, old identity) and so to new ids.
+
+    A row belongs to the dataset whose NAME equals its ``source``; rows whose source is
+    no NAME are matched by image path prefix (the dataset's folder / .rec / manifest
+    folder). Relative image refs are relative to the shard's folder."""
+
+    def __init__(self, datasets: dict, semi_name: str | None):
+        self.names = list(datasets)
+        self.roots = {n: _dataset_root(d) for n, d in datasets.items()}
+        self.semi_name = semi_name
+        self.maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # name -> (sorted old ids, new ids)
+        self.semi_map: dict[str, int] = {}
+
+    def dataset_of(self, source: str, image: str) -> str | None:
+        if source in self.roots:
+            return source
+        for n, r in self.roots.items():
+            if r and (image == r or image.startswith(r.rstrip(os.sep) + os.sep) or image.startswith(r + "#")):
+                return n
+        return None
+
+    def resolve(self, table: pa.Table, base: str) -> tuple[pa.Table, np.ndarray, list[str], int]:
+        """(table with absolute image refs, new ids [-1: no embedding], dataset name per
+        row (None unmatched), count unmatched)."""
+        img = table.column("image").to_pylist()
+        img = [r if os.path.isabs(r.split("#", 1)[0]) else os.path.normpath(os.path.join(base, r)) if "#" not in r
+               else os.path.join(base, r) for r in img]
+        src = table.column("source").to_pylist()
+        old = table.column("identity").to_numpy()
+        ds = [self.dataset_of(s, i) for s, i in zip(src, img)]
+        new = np.full(len(img), -1, np.int64)
+        dsa = np.asarray([d or "" for d in ds], dtype=object)
+        for n in set(ds) - {None}:
+            sel = np.flatnonzero(dsa == n)
+            if n == self.semi_name:
+                new[sel] = [self.semi_map.get(semi_identify_key(img[k]), -1) for k in sel]
+            elif n in self.maps:
+                ids, nid = self.maps[n]
+                pos = np.clip(np.searchsorted(ids, old[sel]), 0, max(len(ids) - 1, 0))
+                hit = (ids[pos] == old[sel]) if len(ids) else np.zeros(len(sel), bool)
+                new[sel[hit]] = nid[pos[hit]]
+        table = table.set_column(table.schema.get_field_index("image"), "image", pa.array(img, pa.string()))
+        return table, new, ds, sum(d is None for d in ds)
+
+
+def _check_sources(files: list[str], resolver: _Resolver) -> None:
+    """Before any long work: every Algorithm-1 source must map to a --dataset."""
+    for f in files:
+        t = pq.read_table(f, columns=["source", "image"])
+        if not len(t):
+            continue
+        srcs = pc.unique(t.column("source")).to_pylist()
+        for s in srcs:
+            if s in resolver.roots:
+                continue
+            row = t.filter(pc.equal(t.column("source"), s)).column("image")[0].as_py()
+            row = row if os.path.isabs(row.split("#", 1)[0]) else os.path.join(os.path.dirname(f), row)
+            if resolver.dataset_of(s, row) is None:
+                raise ValueError(f"--landmarks: {f} has source {s!r} (e.g. image {row}) that matches no --dataset "
+                                 f"name or folder ({resolver.names}); name the dataset {s}=SPEC")
+
+
+def write_pltd(path: str, files: list[str], resolver: _Resolver, keep_rejected: bool = False) -> dict:
+    """Stream the Algorithm-1 shards into the final manifest (atomic). Output source =
+    the dataset NAME. Returns counts."""
+    from pyface.data.manifest import MANIFEST_SCHEMA
+
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    counts = {"rows_in": 0, "rows_out": 0, "rejected_dropped": 0, "unmatched_dropped": 0, "no_identity_dropped": 0}
+    per_source: dict[str, int] = {}
+    with pq.ParquetWriter(tmp, MANIFEST_SCHEMA) as w:
+        for f in files:
+            t = pq.read_table(f)
+            counts["rows_in"] += len(t)
+            if not len(t):
+                continue
+            t, new, ds, _ = resolver.resolve(t, os.path.dirname(os.path.abspath(f)))
+            keep = np.ones(len(t), bool)
+            if "accepted" in t.column_names and not keep_rejected:
+                acc = t.column("accepted").to_numpy(zero_copy_only=False).astype(bool)
+                counts["rejected_dropped"] += int((~acc).sum())
+                keep &= acc
+            matched = np.array([d is not None for d in ds])
+            counts["unmatched_dropped"] += int((keep & ~matched).sum())
+            keep &= matched
+            counts["no_identity_dropped"] += int((keep & (new < 0)).sum())
+            keep &= new >= 0
+            idx = np.flatnonzero(keep)
+            if not len(idx):
+                continue
+            sub = t.take(pa.array(idx))
+            names = [ds[k] for k in idx]
+            for n in names:
+                per_source[n] = per_source.get(n, 0) + 1
+            lm = sub.column("landmarks").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            ps = sub.column("pose").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            if "accepted" in sub.column_names and keep_rejected:
+                acc = sub.column("accepted").to_numpy(zero_copy_only=False).astype(bool)
+                lm = lm.reshape(len(idx), -1).copy()
+                ps = ps.reshape(len(idx), -1).copy()
+                lm[~acc] = np.nan
+                ps[~acc] = np.nan
+            out = pa.Table.from_arrays([
+                sub.column("image").cast(pa.string()),
+                pa.array(new[idx], pa.int64()),
+                pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(lm, np.float32).reshape(-1)), 136),
+                pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(ps, np.float32).reshape(-1)), 3),
+                pa.array(names, pa.string())], schema=MANIFEST_SCHEMA)
+            w.write_table(out)
+            counts["rows_out"] += len(out)
+    os.replace(tmp, path)
+    counts["rows_per_dataset"] = per_source
+    return counts
+
+
+# ---------------------------------------------------------------------------- the job
+def _write_csv_atomic(path: str, header: list[str], rows) -> None:
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _parse_thresholds(threshold_a, threshold_b, calibrate):
+    given = (threshold_a is not None, threshold_b is not None)
+    if calibrate is not None and any(given):
+        raise ValueError("give either --threshold-a/--threshold-b or --calibrate, not both")
+    if calibrate is None and not all(given):
+        raise ValueError("thresholds: give both --threshold-a and --threshold-b, or --calibrate PAIRS.bin")
+    for what, t in (("--threshold-a", threshold_a), ("--threshold-b", threshold_b)):
+        if t is not None and not -1.0 <= float(t) <= 1.0:
+            raise ValueError(f"{what} must be a cosine similarity in [-1, 1], got {t}")
+
+
+def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float | None = None,
+                   threshold_b: float | None = None, calibrate: str | None = None, calibration_pairs=None,
+                   semi_identify=None, semi_name: str = SEMI_NAME, landmarks: str | None = None,
+                   keep_rejected: bool = False, ground_truth=None, batch_size: int = 64,
+                   chunk_size: int = DEFAULT_CHUNK, face_crop_area: float = DEFAULT_FACE_CROP_AREA, device=None,
+                   amp: bool = True, workers: int = 0, resume: bool = False, progress: bool = True,
+                   on_unit=None) -> dict:
+    """Algorithm 2 end to end; returns the summary (also written to ``out/summary.json``).
+
+    ``datasets``: ``{NAME: spec or dataset}`` (spec: see :mod:`pyface.data.spec`), in the
+    order that numbers the new identities. ``net_a``/``net_b``: checkpoint paths, models or
+    :class:`FRNet`. Thresholds: both given, or ``calibrate`` (a verification ``.bin``) or
+    ``calibration_pairs`` = ``(images [2P, 3, H, W] uint8, issame [P])``.
+    ``semi_identify``: the 300W-LP spec/dataset (named ``semi_name``). ``landmarks``: the
+    Algorithm-1 shard folder (without it no manifest is written). ``ground_truth``:
+    ``{NAME: callable old_id -> person}`` (300W-LP: called with the source-face name);
+    the summary then has pair precision/recall of the final merge."""
+    from pyface.data.spec import dataset_from_spec, image_refs
+
+    t_start = time.perf_counter()
+    if not datasets:
+        raise ValueError("--dataset: give at least one NAME=SPEC")
+    _parse_thresholds(threshold_a, threshold_b, calibrate if calibrate is not None else calibration_pairs)
+    names = list(datasets)
+    if semi_identify is not None and semi_name in names:
+        raise ValueError(f"--dataset name {semi_name!r} is reserved for --semi-identify")
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", n):
+            raise ValueError(f"--dataset name {n!r}: use letters, digits, '_', '-', '.'")
+    if calibrate is not None and not os.path.isfile(calibrate):
+        raise FileNotFoundError(f"--calibrate: verification pairs file not found: {calibrate}")
+    built = {}
+    for n, spec in datasets.items():
+        ds = dataset_from_spec(spec, f"--dataset {n}") if isinstance(spec, (str, dict)) else spec
+        if len(ds) == 0:
+            raise ValueError(f"--dataset {n}: the dataset is empty")
+        built[n] = ds
+    semi = None
+    if semi_identify is not None:
+        semi = dataset_from_spec(semi_identify, "--semi-identify") if isinstance(semi_identify, (str, dict)) \
+            else semi_identify
+        if len(semi) == 0:
+            raise ValueError("--semi-identify: the dataset is empty")
+    every = {**built, **({semi_name: semi} if semi is not None else {})}
+    resolver = _Resolver(every, semi_name if semi is not None else None)
+    files = _shard_files(landmarks) if landmarks is not None else None
+    if files:
+        _check_sources(files, resolver)
+    fa = net_a if isinstance(net_a, FRNet) else FRNet(net_a, "--net-a", device=device, amp=amp)
+    fb = net_b if isinstance(net_b, FRNet) else FRNet(net_b, "--net-b", device=device, amp=amp)
+    os.makedirs(out, exist_ok=True)
+    timing = {}
+
+    # thresholds
+    calib = None
+    if calibrate is not None or calibration_pairs is not None:
+        t0 = time.perf_counter()
+        images, issame = _load_pairs(calibrate) if calibrate is not None else calibration_pairs
+        issame = np.asarray(issame, bool)
+        calib = {}
+        for key, net in (("a", fa), ("b", fb)):
+            scores = _pair_scores(net, images, batch_size)
+            if len(scores) != len(issame):
+                raise ValueError(f"calibration pairs: {len(scores)} pairs of images but {len(issame)} issame labels")
+            t = calibrate_threshold(scores, issame)
+            calib[key] = {"threshold": t, "accuracy": float(((scores >= t) == issame).mean()), "pairs": len(issame)}
+        threshold_a, threshold_b = calib["a"]["threshold"], calib["b"]["threshold"]
+        timing["calibrate_s"] = time.perf_counter() - t0
+
+    # step 1: embeddings
+    t0 = time.perf_counter()
+    groups = []
+    common = dict(batch_size=batch_size, chunk_size=chunk_size, face_crop_area=face_crop_area, workers=workers,
+                  resume=resume, progress=progress, on_unit=on_unit)
+    for n, ds in built.items():
+        groups.append(embed_identities(n, ds, fa, fb, os.path.join(out, "embeddings", n),
+                                       spec=datasets[n], **common))
+        if not len(groups[-1]):
+            raise ValueError(f"--dataset {n}: no image could be embedded ({groups[-1].bad} unreadable, "
+                             f"{groups[-1].unlabeled} without identity; e.g. {groups[-1].bad_examples[:1]})")
+    semi_group = None
+    if semi is not None:
+        labels, keys = semi_identify_labels(image_refs(semi))
+        semi_group = embed_identities(semi_name, semi, fa, fb, os.path.join(out, "embeddings", semi_name),
+                                      labels=labels, keys=keys, spec=semi_identify, **common)
+        resolver.semi_name = semi_name
+    timing["embed_s"] = time.perf_counter() - t0
+
+    # steps 2-3: duplicates across the FR datasets, union-find
+    t0 = time.perf_counter()
+    new_ids, edges = merge_identities(groups, threshold_a, threshold_b, fa.device)
+    n_merged = int(max((x.max() + 1 for x in new_ids if len(x)), default=0))
+    merges = [("fr", groups[ga].name, groups[ga].key(a - off[ga]), groups[gb].name, groups[gb].key(b - off[gb]),
+               float(sa), float(sb))
+              for off in [np.cumsum([0] + [len(g) for g in groups])]
+              for a, b, sa, sb, ga, gb in zip(edges["node_a"], edges["node_b"], edges["sim_a"], edges["sim_b"],
+                                              edges["group_a"], edges["group_b"])]
+    merges_per_pair = {}
+    for m in merges:
+        k = f"{m[1]}~{m[3]}"
+        merges_per_pair[k] = merges_per_pair.get(k, 0) + 1
+    final_ids = list(new_ids)
+    semi_new = None
+    semi_stats = None
+    # step 4: SemiIdentify against the merged identities
+    if semi_group is not None:
+        merged = pooled(groups, new_ids)
+        ids2, edges2 = merge_identities([merged, semi_group], threshold_a, threshold_b, fa.device)
+        remap, semi_new = ids2
+        final_ids = [remap[x] for x in new_ids]
+        for a, b, sa, sb in zip(edges2["node_a"], edges2["node_b"], edges2["sim_a"], edges2["sim_b"]):
+            merges.append(("semi", "merged", str(int(a)), semi_name, semi_group.key(int(b) - len(merged)),
+                           float(sa), float(sb)))
+        semi_stats = {"source_faces": len(semi_group), "images": semi_group.images,
+                      "matched_to_fr": int(len(np.unique(edges2["node_b"]))),
+                      "merges": int(len(edges2["node_a"]))}
+        merges_per_pair[f"merged~{semi_name}"] = int(len(edges2["node_a"]))
+    timing["merge_s"] = time.perf_counter() - t0
+    all_groups = groups + ([semi_group] if semi_group is not None else [])
+    all_new = final_ids + ([semi_new] if semi_new is not None else [])
+    for g, nid in zip(all_groups, all_new):
+        if g.name == semi_name and semi_group is not None:
+            resolver.semi_map = {g.key(i): int(nid[i]) for i in range(len(g))}
+        else:
+            resolver.maps[g.name] = (g.ids, nid)
+    n_after = int(max((x.max() + 1 for x in all_new if len(x)), default=0))
+
+    _write_csv_atomic(os.path.join(out, "identity_map.csv"), ["dataset", "old_id", "new_id", "images"],
+                      ((g.name, g.key(i), int(nid[i]), int(g.counts[i]))
+                       for g, nid in zip(all_groups, all_new) for i in range(len(g))))
+    _write_csv_atomic(os.path.join(out, "merges.csv"),
+                      ["stage", "dataset_a", "old_id_a", "dataset_b", "old_id_b", "sim_a", "sim_b"], merges)
+
+    manifest = None
+    if files:
+        t0 = time.perf_counter()
+        manifest = write_pltd(os.path.join(out, "manifest.parquet"), files, resolver, keep_rejected)
+        timing["manifest_s"] = time.perf_counter() - t0
+
+    summary = {
+        "datasets": {g.name: {"identities": len(g), "images": g.images, "embedded": int(g.counts.sum()),
+                              "bad": g.bad, "unlabeled": g.unlabeled, "bad_examples": g.bad_examples}
+                     for g in all_groups},
+        "identities_before": int(sum(len(g) for g in all_groups)),
+        "identities_before_fr": int(sum(len(g) for g in groups)),
+        "identities_after_fr_merge": n_merged,
+        "identities_after": n_after,
+        "merges": len(merges), "merges_per_dataset_pair": merges_per_pair,
+        "thresholds": {"a": float(threshold_a), "b": float(threshold_b), "calibration": calib},
+        "semi_identify": semi_stats, "manifest": manifest,
+        "nets": {"a": fa.describe() | {"dim": fa.dim}, "b": fb.describe() | {"dim": fb.dim}},
+        "device": str(fa.device), "keep_rejected": keep_rejected,
+        "seconds": {**timing, "total_s": time.perf_counter() - t_start},
+    }
+    if ground_truth is not None:
+        truth, pred = [], []
+        for g, nid in zip(all_groups, all_new):
+            fn = ground_truth.get(g.name)
+            if fn is None:
+                raise ValueError(f"ground_truth has no entry for dataset {g.name!r}")
+            truth += [str(fn(g.keys[i] if g.keys is not None else int(g.ids[i]))) for i in range(len(g))]
+            pred += list(nid)
+        _, tcodes = np.unique(np.asarray(truth, dtype=object), return_inverse=True)
+        summary["ground_truth"] = pair_precision_recall(np.asarray(pred), tcodes)
+    write_json_atomic(os.path.join(out, "summary.json"), summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------- CLI
+def _parse_dataset_args(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise ValueError(f"--dataset {it!r}: expected NAME=SPEC (e.g. vggface2=/data/vggface2/train)")
+        name, spec = it.split("=", 1)
+        if name in out:
+            raise ValueError(f"--dataset name {name!r} given twice")
+        out[name] = spec
+    return out
+
+
+def _main(args) -> int:
+    summary = run_identities(
+        _parse_dataset_args(args.dataset), args.net_a, args.net_b, args.out, threshold_a=args.threshold_a,
+        threshold_b=args.threshold_b, calibrate=args.calibrate, semi_identify=args.semi_identify,
+        landmarks=args.landmarks, keep_rejected=args.keep_rejected, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, face_crop_area=args.face_crop_area, device=args.device, amp=not args.no_amp,
+        workers=args.workers, resume=args.resume, progress=not args.no_progress)
+    th = summary["thresholds"]
+    print(f"thresholds: a={th['a']:.4f} b={th['b']:.4f}" + (" (calibrated)" if th["calibration"] else ""))
+    print(f"identities: {summary['identities_before']} before, {summary['identities_after']} after "
+          f"({summary['merges']} merges: {summary['merges_per_dataset_pair']})")
+    if summary["manifest"]:
+        m = summary["manifest"]
+        print(f"manifest: {m['rows_out']} rows of {m['rows_in']} ({m['rejected_dropped']} rejected, "
+              f"{m['unmatched_dropped']} unmatched, {m['no_identity_dropped']} without identity dropped)")
+    print(f"wrote {args.out}/summary.json, identity_map.csv, merges.csv"
+          + (", manifest.parquet" if summary["manifest"] else ""))
+    return 0
+
+
+def add_parser(subparsers):
+    """``pyface label identities`` under a ``label`` sub-command's subparsers."""
+    p = subparsers.add_parser("identities", help="Algorithm 2: deduplicate identities across FR datasets "
+                              "with two FR nets and write the PLTD manifest")
+    p.add_argument("--dataset", action="append", required=True, metavar="NAME=SPEC",
+                   help="a face-recognition dataset (image folder per identity, .rec, .parquet manifest, or a "
+                        "YAML spec); repeat for each; the order numbers the new identities")
+    p.add_argument("--net-a", required=True, help="pyface train checkpoint with an FR head (e.g. trained on VGGFace2)")
+    p.add_argument("--net-b", required=True, help="second FR checkpoint (e.g. trained on MS1MV3)")
+    p.add_argument("--threshold-a", type=float, default=None, help="cosine threshold of net A")
+    p.add_argument("--threshold-b", type=float, default=None, help="cosine threshold of net B")
+    p.add_argument("--calibrate", default=None, metavar="PAIRS.bin",
+                   help="calibrate both thresholds as the best-accuracy threshold on this verification .bin")
+    p.add_argument("--semi-identify", default=None, metavar="300W-LP-SPEC",
+                   help="300W-LP: one identity per source 300W face, then merged into the FR identities")
+    p.add_argument("--landmarks", default=None, metavar="DIR",
+                   help="Algorithm-1 output (pyface label landmarks) to join into OUT/manifest.parquet")
+    p.add_argument("--keep-rejected", action="store_true",
+                   help="keep images Algorithm 1 rejected (NaN landmarks/pose) instead of leaving them out")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in OUT (same settings)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="images per resumable unit")
+    p.add_argument("--face-crop-area", type=float, default=DEFAULT_FACE_CROP_AREA,
+                   help="crop of images with known landmarks (300W-LP), as a multiple of the landmark box area")
+    p.add_argument("--workers", type=int, default=4, help="DataLoader worker processes")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: bf16 autocast)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_main)
+    return p
