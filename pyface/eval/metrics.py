@@ -7,9 +7,9 @@
   averaged over samples. Returned as a fraction (multiply by 100 for the %% tables).
   ``norm="interocular"`` divides by the outer-eye-corner distance (points 36 and 45,
   the 300W convention) instead.
-- Verification accuracy: cosine similarities of pairs, 10-fold cross-validation;
-  in each fold the threshold maximising accuracy on the other 9 folds is applied
-  to the held-out fold; the mean fold accuracy is returned.
+- Verification accuracy: insightface's 10-fold protocol, defined once in
+  :mod:`pyface.eval.verification`; :func:`verification_accuracy` here is its
+  index-pair form used by the trainer.
 """
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def nme(pred, gt, norm: str = "bbox", reduce: bool = True):
 
 def verification_pairs(identities, num_pairs: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Balanced pairs over samples with identity >= 0: up to num_pairs/2 same-identity
-    and as many different-identity pairs, drawn without repeats with a fixed seed.
-    Returns (pairs [P, 2] sample indices, issame [P] bool)."""
+    and as many different-identity pairs, drawn without repeats with a fixed seed,
+    interleaved genuine/impostor. Returns (pairs [P, 2] sample indices, issame [P] bool)."""
     ids = _np(identities).astype(np.int64).reshape(-1)
     rng = np.random.default_rng(seed)
     idx = np.flatnonzero(ids >= 0)
@@ -91,31 +91,23 @@ def verification_pairs(identities, num_pairs: int = 3000, seed: int = 0) -> tupl
             if ids[a] != ids[b] and key not in seen:
                 seen.add(key)
                 neg.append(key)
-    pairs = np.array(pos + neg, dtype=np.int64).reshape(-1, 2)
-    issame = np.array([True] * len(pos) + [False] * len(neg))
+    # interleaved (genuine, impostor, ...) so contiguous verification folds are balanced
+    order = sorted(range(len(pos) + len(neg)), key=lambda k: (2 * k if k < len(pos) else 2 * (k - len(pos)) + 1))
+    allp = pos + neg
+    pairs = np.array([allp[k] for k in order], dtype=np.int64).reshape(-1, 2)
+    issame = np.array([k < len(pos) for k in order], dtype=bool)
     return pairs, issame
 
 
 def verification_accuracy(embeddings, pairs, issame, n_folds: int = 10, seed: int = 0) -> dict[str, float]:
-    """10-fold verification accuracy of cosine similarity with the best threshold chosen
-    on the other 9 folds. embeddings [N, D]; pairs [P, 2] indices; issame [P] bool.
-    Returns {"accuracy", "std", "threshold"} (threshold: mean over folds)."""
-    from sklearn.model_selection import KFold
+    """Index-pair form of :func:`pyface.eval.verification.verification_accuracy` (the
+    one definition of the protocol) for callers holding one embedding per sample:
+    embeddings [N, D]; pairs [P, 2] sample indices; issame [P] bool. Folds are
+    contiguous as in insightface; :func:`verification_pairs` interleaves genuine and
+    impostor pairs so every fold holds both. ``seed`` is unused (kept for callers).
+    Returns {"accuracy", "mean", "std", "threshold"}."""
+    from pyface.eval.verification import verification_accuracy as _va
 
     e = _np(embeddings)
-    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    pairs, issame = np.asarray(pairs), np.asarray(issame, dtype=bool)
-    if len(pairs) < n_folds:
-        raise ValueError(f"need at least n_folds={n_folds} pairs, got {len(pairs)}")
-    sims = (e[pairs[:, 0]] * e[pairs[:, 1]]).sum(1)
-    u = np.unique(sims)  # candidate thresholds: midpoints between consecutive similarities
-    thresholds = np.concatenate([[u[0] - 1e-6], (u[1:] + u[:-1]) / 2, [u[-1] + 1e-6]])
-    accs, ths = [], []
-    for tr, te in KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(sims):
-        # accuracy of every candidate threshold on the 9 training folds at once
-        pred = sims[tr][None, :] >= thresholds[:, None]
-        train_acc = (pred == issame[tr][None, :]).mean(1)
-        t = thresholds[int(np.argmax(train_acc))]
-        accs.append(float(((sims[te] >= t) == issame[te]).mean()))
-        ths.append(float(t))
-    return {"accuracy": float(np.mean(accs)), "std": float(np.std(accs)), "threshold": float(np.mean(ths))}
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    return _va(e[pairs[:, 0]], e[pairs[:, 1]], issame, nfolds=n_folds)
