@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
+    lab = sub.add_parser("label", help="pseudo-labeling (Lee et al. 2024, Algorithms 1 and 2)")
+    lsub = lab.add_subparsers(dest="label_cmd", required=True)
+    from pyface.label.identities import add_parser as _add_identities
+
+    _add_identities(lsub)
     return p
 
 

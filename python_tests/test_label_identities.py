@@ -302,11 +302,6 @@ def test_unreadable_images_are_counted(data, tmp_path):
 
 
 def test_calibration_pairs(data, tmp_path):
-    pytest.importorskip("pyface.eval", reason="pyface.eval")
-    from pyface import eval as E
-
-    if not hasattr(E, "best_threshold"):
-        pytest.skip("pyface.eval.best_threshold (evaluation suite, issue 10) not merged in this branch")
     imgs, same = [], []
     for p in range(10):
         imgs += [person_image(p, 0), person_image(p, 1)]
@@ -339,3 +334,30 @@ def test_bounded_memory_per_identity_not_per_image(tmp_path):
     rows = sum(pq.read_metadata(str(tmp_path / "e" / f)).num_rows for f in os.listdir(tmp_path / "e")
                if f.endswith(".parquet"))
     assert rows == 12  # 3 units x 4 identities each: identities x D on disk, not images
+
+
+def test_cli(data, tmp_path, capsys):
+    """``pyface label identities`` with pyface checkpoints (untrained: the mechanics only)."""
+    from pyface.cli import main
+    from pyface.models import build_model
+
+    for name, preset in (("a", "iresnet-tiny-multi"), ("b", "iresnet-tiny-multi"), ("fld", "resnet18-fld-hpe")):
+        torch.manual_seed(len(name))
+        m = build_model(preset)
+        torch.save({"model": m.state_dict(), "model_config": m.config.to_dict()}, tmp_path / f"{name}.pt")
+    write_alg1_shards(tmp_path / "lm", [("A", ImageFolderFaces(str(data / "A")))])
+    argv = ["label", "identities", "--dataset", f"A={data / 'A'}", "--dataset", f"B={data / 'B' / 'train.rec'}",
+            "--net-a", str(tmp_path / "a.pt"), "--net-b", str(tmp_path / "b.pt"), "--threshold-a", "0.9",
+            "--threshold-b", "0.9", "--landmarks", str(tmp_path / "lm"), "--out", str(tmp_path / "o"),
+            "--workers", "0", "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "identities: 16 before" in out and "manifest: 24 rows of 24" in out
+    for f in ("summary.json", "identity_map.csv", "merges.csv", "manifest.parquet"):
+        assert (tmp_path / "o" / f).exists()
+    assert main(argv) == 2 and "--resume" in capsys.readouterr().err
+    bad = [{str(tmp_path / "b.pt"): str(tmp_path / "fld.pt"), str(tmp_path / "o"): str(tmp_path / "o2")}.get(a, a)
+           for a in argv]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "--net-b" in err and "no face-recognition head" in err

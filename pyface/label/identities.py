@@ -441,13 +441,9 @@ def semi_identify_labels(refs) -> tuple[np.ndarray, list[str]]:
 def calibrate_threshold(scores, issame) -> float:
     """Best-accuracy cosine threshold of verification pairs (the paper's LFW
     calibration), via the evaluation suite's ``pyface.eval.best_threshold``."""
-    try:
-        from pyface.eval import best_threshold
-    except ImportError as exc:
-        raise RuntimeError("threshold calibration needs pyface.eval.best_threshold (the evaluation suite); "
-                           "pass --threshold-a/--threshold-b instead") from exc
-    r = best_threshold(np.asarray(scores, dtype=np.float64), np.asarray(issame, dtype=bool))
-    return float(r["threshold"] if isinstance(r, dict) else (r[0] if isinstance(r, tuple) else r))
+    from pyface.eval import best_threshold
+
+    return best_threshold(np.asarray(scores, dtype=np.float64), np.asarray(issame, dtype=bool))[0]
 
 
 def _load_pairs(path: str):
@@ -700,6 +696,10 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
     files = _shard_files(landmarks) if landmarks is not None else None
     if files:
         _check_sources(files, resolver)
+    for n in every:
+        if not resume and os.path.exists(os.path.join(out, "embeddings", n, "config.json")):
+            raise ValueError(f"{os.path.join(out, 'embeddings', n)} already holds a run; pass --resume to continue "
+                             "it or choose a new --out")
     fa = net_a if isinstance(net_a, FRNet) else FRNet(net_a, "--net-a", device=device, amp=amp)
     fb = net_b if isinstance(net_b, FRNet) else FRNet(net_b, "--net-b", device=device, amp=amp)
     os.makedirs(out, exist_ok=True)
@@ -834,12 +834,16 @@ def _parse_dataset_args(items: list[str]) -> dict:
 
 
 def _main(args) -> int:
-    summary = run_identities(
-        _parse_dataset_args(args.dataset), args.net_a, args.net_b, args.out, threshold_a=args.threshold_a,
-        threshold_b=args.threshold_b, calibrate=args.calibrate, semi_identify=args.semi_identify,
-        landmarks=args.landmarks, keep_rejected=args.keep_rejected, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, face_crop_area=args.face_crop_area, device=args.device, amp=not args.no_amp,
-        workers=args.workers, resume=args.resume, progress=not args.no_progress)
+    import sys
+
+    if getattr(args, "rest", None):
+        print(f"pyface label identities: unrecognized arguments: {' '.join(args.rest)}", file=sys.stderr)
+        return 2
+    try:
+        summary = _run_cli(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"pyface label identities: error: {exc}", file=sys.stderr)
+        return 2
     th = summary["thresholds"]
     print(f"thresholds: a={th['a']:.4f} b={th['b']:.4f}" + (" (calibrated)" if th["calibration"] else ""))
     print(f"identities: {summary['identities_before']} before, {summary['identities_after']} after "
@@ -851,6 +855,15 @@ def _main(args) -> int:
     print(f"wrote {args.out}/summary.json, identity_map.csv, merges.csv"
           + (", manifest.parquet" if summary["manifest"] else ""))
     return 0
+
+
+def _run_cli(args) -> dict:
+    return run_identities(
+        _parse_dataset_args(args.dataset), args.net_a, args.net_b, args.out, threshold_a=args.threshold_a,
+        threshold_b=args.threshold_b, calibrate=args.calibrate, semi_identify=args.semi_identify,
+        landmarks=args.landmarks, keep_rejected=args.keep_rejected, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, face_crop_area=args.face_crop_area, device=args.device, amp=not args.no_amp,
+        workers=args.workers, resume=args.resume, progress=not args.no_progress)
 
 
 def add_parser(subparsers):
