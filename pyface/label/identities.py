@@ -413,12 +413,14 @@ def pooled(groups: list[IdentityEmbeddings], new_ids: list[np.ndarray], name: st
     """The merged identities' pooled sums (mean over all their images) as one group."""
     n = int(max((x.max() + 1 for x in new_ids if len(x)), default=0))
     da, db = groups[0].sum_a.shape[1], groups[0].sum_b.shape[1]
-    sa, sb, cnt = np.zeros((n, da)), np.zeros((n, db)), np.zeros(n, np.int64)
+    sa, sb = torch.zeros(n, da, dtype=torch.float64), torch.zeros(n, db, dtype=torch.float64)
+    cnt = np.zeros(n, np.int64)
     for g, ids in zip(groups, new_ids):
-        np.add.at(sa, ids, g.sum_a)
-        np.add.at(sb, ids, g.sum_b)
-        np.add.at(cnt, ids, g.counts)
-    return IdentityEmbeddings(name, np.arange(n, dtype=np.int64), sa, sb, cnt)
+        t = torch.from_numpy(np.asarray(ids, np.int64))
+        sa.index_add_(0, t, torch.from_numpy(np.ascontiguousarray(g.sum_a, np.float64)))
+        sb.index_add_(0, t, torch.from_numpy(np.ascontiguousarray(g.sum_b, np.float64)))
+        cnt += np.bincount(ids, weights=g.counts, minlength=n).astype(np.int64)
+    return IdentityEmbeddings(name, np.arange(n, dtype=np.int64), sa.numpy(), sb.numpy(), cnt)
 
 
 # ---------------------------------------------------------------------------- SemiIdentify
@@ -533,28 +535,46 @@ class _Resolver:
                 return n
         return None
 
-    def resolve(self, table: pa.Table, base: str) -> tuple[pa.Table, np.ndarray, list[str], int]:
-        """(table with absolute image refs, new ids [-1: no embedding], dataset name per
-        row (None unmatched), count unmatched)."""
-        img = table.column("image").to_pylist()
-        img = [r if os.path.isabs(r.split("#", 1)[0]) else os.path.normpath(os.path.join(base, r)) if "#" not in r
-               else os.path.join(base, r) for r in img]
-        src = table.column("source").to_pylist()
+    @staticmethod
+    def absolute(images: pa.Array, base: str) -> pa.Array:
+        """Image refs made absolute (relative ones are relative to ``base``)."""
+        rel = pc.invert(pc.starts_with(images, "/"))
+        if not pc.any(rel).as_py():
+            return images
+        out = images.to_pylist()
+        for k in np.flatnonzero(rel.to_numpy(zero_copy_only=False)):
+            out[k] = os.path.normpath(os.path.join(base, out[k])) if "#" not in out[k] else os.path.join(base, out[k])
+        return pa.array(out, pa.string())
+
+    def resolve(self, table: pa.Table, base: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """(absolute image refs, dataset code per row = index into ``names`` or -1 when
+        no dataset matches, new id per row or -1 when the identity has no embedding)."""
+        img = self.absolute(table.column("image").combine_chunks().cast(pa.string()), base)
+        src = table.column("source").combine_chunks().cast(pa.string())
+        code = pc.index_in(src, value_set=pa.array(self.names, pa.string())).fill_null(-1).to_numpy(
+            zero_copy_only=False).astype(np.int64)
+        if (code < 0).any():  # sources that are no NAME: match by path prefix (slow path, per row)
+            srcs, imgs = src.to_pylist(), img.to_pylist()
+            for k in np.flatnonzero(code < 0):
+                n = self.dataset_of(srcs[k], imgs[k])
+                code[k] = self.names.index(n) if n is not None else -1
         old = table.column("identity").to_numpy()
-        ds = [self.dataset_of(s, i) for s, i in zip(src, img)]
-        new = np.full(len(img), -1, np.int64)
-        dsa = np.asarray([d or "" for d in ds], dtype=object)
-        for n in set(ds) - {None}:
-            sel = np.flatnonzero(dsa == n)
+        new = np.full(len(code), -1, np.int64)
+        for c, n in enumerate(self.names):
+            sel = np.flatnonzero(code == c)
+            if not len(sel):
+                continue
             if n == self.semi_name:
-                new[sel] = [self.semi_map.get(semi_identify_key(img[k]), -1) for k in sel]
+                imgs = img.take(pa.array(sel)).to_pylist()
+                new[sel] = [self.semi_map.get(semi_identify_key(r), -1) for r in imgs]
             elif n in self.maps:
                 ids, nid = self.maps[n]
-                pos = np.clip(np.searchsorted(ids, old[sel]), 0, max(len(ids) - 1, 0))
-                hit = (ids[pos] == old[sel]) if len(ids) else np.zeros(len(sel), bool)
+                if not len(ids):
+                    continue
+                pos = np.clip(np.searchsorted(ids, old[sel]), 0, len(ids) - 1)
+                hit = ids[pos] == old[sel]
                 new[sel[hit]] = nid[pos[hit]]
-        table = table.set_column(table.schema.get_field_index("image"), "image", pa.array(img, pa.string()))
-        return table, new, ds, sum(d is None for d in ds)
+        return img, code, new
 
 
 def _check_sources(files: list[str], resolver: _Resolver) -> None:
@@ -575,55 +595,53 @@ def _check_sources(files: list[str], resolver: _Resolver) -> None:
 
 
 def write_pltd(path: str, files: list[str], resolver: _Resolver, keep_rejected: bool = False) -> dict:
-    """Stream the Algorithm-1 shards into the final manifest (atomic). Output source =
-    the dataset NAME. Returns counts."""
+    """Stream the Algorithm-1 shards into the final manifest (atomic), one shard in
+    memory at a time. Output ``source`` = the dataset NAME. Returns row counts."""
     from pyface.data.manifest import MANIFEST_SCHEMA
 
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     counts = {"rows_in": 0, "rows_out": 0, "rejected_dropped": 0, "unmatched_dropped": 0, "no_identity_dropped": 0}
-    per_source: dict[str, int] = {}
+    per_source = np.zeros(len(resolver.names), np.int64)
+    names = pa.array(resolver.names, pa.string())
     with pq.ParquetWriter(tmp, MANIFEST_SCHEMA) as w:
         for f in files:
             t = pq.read_table(f)
             counts["rows_in"] += len(t)
             if not len(t):
                 continue
-            t, new, ds, _ = resolver.resolve(t, os.path.dirname(os.path.abspath(f)))
+            img, code, new = resolver.resolve(t, os.path.dirname(os.path.abspath(f)))
             keep = np.ones(len(t), bool)
-            if "accepted" in t.column_names and not keep_rejected:
-                acc = t.column("accepted").to_numpy(zero_copy_only=False).astype(bool)
+            acc = (t.column("accepted").to_numpy(zero_copy_only=False).astype(bool)
+                   if "accepted" in t.column_names else keep)
+            if not keep_rejected:
                 counts["rejected_dropped"] += int((~acc).sum())
                 keep &= acc
-            matched = np.array([d is not None for d in ds])
-            counts["unmatched_dropped"] += int((keep & ~matched).sum())
-            keep &= matched
+            counts["unmatched_dropped"] += int((keep & (code < 0)).sum())
+            keep &= code >= 0
             counts["no_identity_dropped"] += int((keep & (new < 0)).sum())
             keep &= new >= 0
             idx = np.flatnonzero(keep)
             if not len(idx):
                 continue
-            sub = t.take(pa.array(idx))
-            names = [ds[k] for k in idx]
-            for n in names:
-                per_source[n] = per_source.get(n, 0) + 1
-            lm = sub.column("landmarks").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            ps = sub.column("pose").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            if "accepted" in sub.column_names and keep_rejected:
-                acc = sub.column("accepted").to_numpy(zero_copy_only=False).astype(bool)
-                lm = lm.reshape(len(idx), -1).copy()
-                ps = ps.reshape(len(idx), -1).copy()
-                lm[~acc] = np.nan
-                ps[~acc] = np.nan
+            per_source += np.bincount(code[idx], minlength=len(per_source))
+            take = pa.array(idx)
+            lm = t.column("landmarks").combine_chunks().take(take)
+            ps = t.column("pose").combine_chunks().take(take)
+            lm = np.asarray(lm.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(len(idx), 136)
+            ps = np.asarray(ps.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(len(idx), 3)
+            if keep_rejected and not acc[idx].all():  # rejected rows: FR-only (unknown landmarks/pose)
+                lm, ps = lm.copy(), ps.copy()
+                lm[~acc[idx]] = np.nan
+                ps[~acc[idx]] = np.nan
             out = pa.Table.from_arrays([
-                sub.column("image").cast(pa.string()),
-                pa.array(new[idx], pa.int64()),
-                pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(lm, np.float32).reshape(-1)), 136),
-                pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(ps, np.float32).reshape(-1)), 3),
-                pa.array(names, pa.string())], schema=MANIFEST_SCHEMA)
+                img.take(take), pa.array(new[idx], pa.int64()),
+                pa.FixedSizeListArray.from_arrays(pa.array(lm.reshape(-1)), 136),
+                pa.FixedSizeListArray.from_arrays(pa.array(ps.reshape(-1)), 3),
+                names.take(pa.array(code[idx]))], schema=MANIFEST_SCHEMA)
             w.write_table(out)
             counts["rows_out"] += len(out)
     os.replace(tmp, path)
-    counts["rows_per_dataset"] = per_source
+    counts["rows_per_dataset"] = {n: int(c) for n, c in zip(resolver.names, per_source) if c}
     return counts
 
 
