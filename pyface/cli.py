@@ -81,12 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny data and one epoch (a smoke run)")
     d.add_argument("--reference-ops", action="store_true", help="pure-PyTorch losses instead of the fused ops")
     d.set_defaults(func=_demo)
-    lab = sub.add_parser("label", help="pseudo-labeling (Lee et al. 2024, Algorithms 1 and 2)")
-    lsub = lab.add_subparsers(dest="label_cmd", required=True)
-    from pyface.label.identities import add_parser as _add_identities
-
-    _add_identities(lsub)
+    _add_label(sub)
     return p
+
+
+def _add_label(sub) -> None:
+    """``pyface label <command>``: each command is an ``add_parser(subparsers)`` function
+    of pyface.label.cli."""
+    from pyface.label import cli as label_cli
+
+    lab = sub.add_parser("label", help="pseudo-labeling pipeline (Lee et al. 2024, Algorithms 1 and 2)")
+    lsub = lab.add_subparsers(dest="label_cmd", required=True)
+    for add in label_cli.LABEL_COMMANDS:  # landmarks, fit-index-map, demo (Algorithm 1)
+        add(lsub)
+    from pyface.label.identities import add_parser as add_identities  # Algorithm 2
+
+    add_identities(lsub)
 
 
 def main(argv: list[str] | None = None) -> int:

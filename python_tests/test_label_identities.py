@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pyface.data import ImageFolderFaces, RecordIOFaces, image_refs, read_manifest, write_300wlp, write_image_folder
-from pyface.data import dataset_from_spec, write_recordio
+from pyface.data import ImageFolderFaces, RecordIOFaces, open_dataset, read_manifest, write_300wlp, write_image_folder
+from pyface.data import write_recordio
 from pyface.data.manifest import ManifestDataset
 from pyface.label import identities as I
+from pyface.label.landmarks import _ref
 
 S = 32
 
@@ -77,11 +78,15 @@ def data(tmp_path_factory):
     return root
 
 
+def image_refs(ds):
+    return [_ref(ds, i) for i in range(len(ds))]
+
+
 def write_alg1_shards(folder, datasets, reject_every=0):
     """Algorithm-1-style shards (manifest columns + accepted, n_valid, n_kept, spread)."""
     os.makedirs(folder, exist_ok=True)
     for k, (source, ds) in enumerate(datasets):
-        refs = image_refs(ds)
+        refs = image_refs(ds)  # as pyface label landmarks writes them
         n = len(refs)
         ident = [int(ds[i]["identity"]) for i in range(n)]
         acc = np.ones(n, bool)
@@ -111,7 +116,7 @@ def run(data, out, **kw):
 def test_end_to_end_merges_known_duplicates(data, tmp_path):
     write_alg1_shards(tmp_path / "lm", [("A", ImageFolderFaces(str(data / "A"))),
                                         ("recordio", RecordIOFaces(str(data / "B" / "train.rec"))),
-                                        ("300w_lp", dataset_from_spec(str(data / "W")))], reject_every=5)
+                                        ("300w_lp", open_dataset(str(data / "W")))], reject_every=5)
     s = run(data, tmp_path / "o", semi_identify=str(data / "W"), landmarks=str(tmp_path / "lm"), face_crop_area=1.0)
     gt = s["ground_truth"]
     assert gt["precision"] == 1.0 and gt["recall"] == 1.0, gt
@@ -253,6 +258,10 @@ def test_bad_input_errors_before_work(data, tmp_path):
     with pytest.raises(ValueError, match="source 'vgg'.*matches no --dataset"):
         I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5,
                          landmarks=str(tmp_path / "lm"))
+    (tmp_path / "lm" / "config.json").write_text("{}")  # a pyface label landmarks run without summary.json
+    with pytest.raises(ValueError, match="unfinished pyface label landmarks run"):
+        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5,
+                         landmarks=[str(tmp_path / "lm")])
     with pytest.raises(ValueError, match="no Parquet shards"):
         I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5,
                          landmarks=str(tmp_path))

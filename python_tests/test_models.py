@@ -46,8 +46,9 @@ def test_task_subsets_and_stage4_duplication():
     out = m(torch.zeros(3, 3, 64, 64, dtype=torch.uint8))
     assert set(out) == {"pose"}
     full = build_model("iresnet-tiny-multi")
-    s4 = full.stage4
+    s4 = {t: full.heads[t].stage4 for t in full.heads}
     assert set(s4) == {"fr", "fld", "hpe"}
+    assert len(full.shared) == 4  # stem + stages 1-3: every paper head branches after stage 3
     # independent copies, not shared modules
     assert s4["fr"][0].conv1.weight.data_ptr() != s4["fld"][0].conv1.weight.data_ptr()
     assert not torch.equal(s4["fr"][0].conv1.weight, s4["fld"][0].conv1.weight)
@@ -70,8 +71,37 @@ def test_bad_configs():
         model_config(tasks=("fr", "age"))
     with pytest.raises(ValueError, match="tasks"):
         model_config(tasks=())
+    with pytest.raises(ValueError, match="head_options"):
+        model_config(tasks=("fr",), head_options={"hpe": {}})
     with pytest.raises(ValueError, match="arch"):
         model_config(arch="vgg")
     m = MultiTaskNet(model_config("iresnet-tiny-multi"))
     with pytest.raises(ValueError, match="images"):
         m(torch.zeros(1, 3, 32, 32))
+
+
+def test_registered_head_plugs_in_at_its_branch_point():
+    from torch import nn
+
+    from pyface.models import HEADS, register_head
+
+    name = "test_pooled"
+
+    @register_head(name, output="pooled", branch_point=lambda level=4: level)
+    def _build(cfg, trunk, level=4):
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    try:
+        x = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+        m = build_model("iresnet-tiny-multi", tasks=["hpe", name], head_options={name: {"level": 2}})
+        out = m(x)
+        assert set(out) == {"pose", "pooled"} and out["pooled"].shape == (2, 16)  # stage 2: 2 x width
+        assert len(m.shared) == 4
+        m4 = build_model("iresnet-tiny-multi", tasks=["hpe", name], head_options={name: {"level": 4}})
+        assert len(m4.shared) == 5 and m4(x)["pooled"].shape == (2, 64)
+        with pytest.raises(ValueError, match="branch point"):
+            build_model("iresnet-tiny-multi", tasks=[name], head_options={name: {"level": 5}})
+        with pytest.raises(ValueError, match="registered twice"):
+            register_head(name, output="x")(_build)
+    finally:
+        del HEADS[name]

@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pyface.eval import metrics as M
-from pyface.train import MultiTaskLoss, Trainer, resolve_config
+from pyface.models import model_config
+from pyface.train import MultiTaskLoss, TaskContext, Trainer, resolve_config
 from pyface.train.trainer import lr_factor
 
 
@@ -96,8 +97,9 @@ def test_loss_masks_missing_labels_and_fused_matches_reference():
              "pose": torch.randn(B, 3) * 30}
     batch["landmarks"][1] = math.nan
     batch["pose"][4] = math.nan
-    fused = MultiTaskLoss(("fr", "fld", "hpe"), 3, 16, fused=True)
-    ref = MultiTaskLoss(("fr", "fld", "hpe"), 3, 16, fused=False)
+    mc = model_config("iresnet-tiny-multi", embedding_dim=16)
+    fused = MultiTaskLoss({"fr": {"num_classes": 3}, "fld": {"unit": 1.0}, "hpe": {}}, TaskContext(mc, fused=True))
+    ref = MultiTaskLoss({"fr": {"num_classes": 3}, "fld": {"unit": 1.0}, "hpe": {}}, TaskContext(mc, fused=False))
     ref.load_state_dict(fused.state_dict())
     tf, pf = fused(out, batch)
     tr, pr = ref(out, batch)
@@ -224,3 +226,75 @@ optim: {{max_steps: 2}}
     assert main(["train", "--config", str(cfg)]) == 0
     rows = (tmp_path / "run" / "train.csv").read_text().strip().splitlines()
     assert len(rows) >= 2 and "nan" not in rows[-1].lower()
+
+
+def test_tasks_section_and_moved_options():
+    cfg = resolve_config({"recipe": "mtl", "tasks": {"fld": {"weight": 50}, "fr": False}, "data": {"train": {}}})
+    assert list(cfg["tasks"]) == ["fld", "hpe"] and cfg["tasks"]["fld"]["weight"] == 50
+    assert cfg["tasks"]["hpe"]["weight"] == 10.0 and cfg["model"]["tasks"] == ["fld", "hpe"]
+    assert list(resolve_config({"tasks": ["hpe"], "data": {"train": {}}})["tasks"]) == ["hpe"]
+    with pytest.raises(ValueError, match="unknown option"):
+        resolve_config({"tasks": {"hpe": {"alpha": 1}}, "data": {"train": {}}})
+    with pytest.raises(ValueError, match="unknown task"):
+        resolve_config({"tasks": ["age"], "data": {"train": {}}})
+    with pytest.raises(ValueError, match=r"loss.lambda_fld -> tasks.fld.weight"):
+        resolve_config({"loss": {"lambda_fld": 1.0}, "data": {"train": {}}})
+    with pytest.raises(ValueError, match="optim.name"):
+        resolve_config({"optim": {"name": "lbfgs"}, "data": {"train": {}}})
+    o = {"schedule": "multistep", "milestones": [2, 5], "gamma": 0.1}
+    assert [lr_factor(e * 10, 10, 100, o) for e in (0, 1, 2, 4, 5, 9)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_a_registered_task_and_recipe_train_as_peers(tmp_path):
+    """A new task (its own head, loss, batch transform, metric) and recipe plug in
+    without touching the trainer, and its prepare hook is deterministic under resume."""
+    from torch import nn
+
+    from pyface.models import HEADS, register_head
+    from pyface.train import RECIPES, TASKS, Task, register_recipe, register_task
+
+    @register_head("test_bright", output="brightness", branch_point=2)
+    def _head(cfg, trunk, **_):
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LazyLinear(1))
+
+    @register_task("test_bright")
+    class Brightness(Task):
+        head = "test_bright"
+        defaults = {"weight": 2.0}
+        label_keys = ("pose",)
+
+        def prepare(self, batch, generator=None):
+            # a batch-level transform that writes its own label
+            s = torch.rand(batch["image"].shape[0], generator=generator, device=batch["image"].device)
+            return {**batch, "image": (batch["image"].float() * s[:, None, None, None]).to(batch["image"].dtype),
+                    "bright": s}
+
+        def loss(self, outputs, batch):
+            return ((outputs["brightness"][:, 0] - batch["bright"]) ** 2).mean()
+
+        def metrics(self, pred):
+            return {"bright_rows": float(len(pred["brightness"]))}
+
+    register_recipe("test-bright", tasks=("hpe", "test_bright"), preset="iresnet-tiny-multi")
+    try:
+        cfg = _cfg(tmp_path, "b", recipe="test-bright")
+        cfg["model"]["tasks"] = None
+        cfg = resolve_config(cfg)
+        assert cfg["model"]["tasks"] == ["hpe", "test_bright"]
+        tr = Trainer(cfg, TinyFaces(), TinyFaces(n=10, offset=50))
+        m = tr.fit()
+        assert m["bright_rows"] == 10.0 and "pose_mae_deg" in m and "verification_accuracy" not in m
+        assert "test_bright" in tr.history[-1] and math.isfinite(tr.history[-1]["test_bright"])
+
+        def kill(t):
+            if t.step == 4:
+                raise _Kill
+
+        a = Trainer(resolve_config({**cfg, "out_dir": str(tmp_path / "b2")}), TinyFaces(), TinyFaces(n=10, offset=50))
+        with pytest.raises(_Kill):
+            a.fit(callback=kill)
+        b = Trainer(resolve_config({**cfg, "out_dir": str(tmp_path / "b2")}), TinyFaces(), TinyFaces(n=10, offset=50))
+        b.fit(resume=True)
+        assert [r["loss"] for r in tr.history] == [r["loss"] for r in b.history]
+    finally:
+        del HEADS["test_bright"], TASKS["test_bright"], RECIPES["test-bright"]

@@ -18,13 +18,13 @@ def add_arguments(p):
 
 def _step_fn(preset, batch, classes, amp, fused, device):
     from pyface.models import build_model
-    from pyface.train.losses import MultiTaskLoss
+    from pyface.train.tasks import MultiTaskLoss, TaskContext
 
     torch.manual_seed(0)
     model = build_model(preset).to(device)
     cfg = model.config
-    loss = MultiTaskLoss(cfg.tasks, classes, cfg.embedding_dim, fused=fused,
-                         landmark_unit=float(cfg.input_size)).to(device)
+    tasks = {t: {"num_classes": classes} if t == "fr" else {} for t in cfg.tasks}
+    loss = MultiTaskLoss(tasks, TaskContext(cfg, fused=fused)).to(device)
     opt = torch.optim.SGD(list(model.parameters()) + list(loss.parameters()), lr=1e-3, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     n = cfg.input_size

@@ -22,12 +22,13 @@ Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insight
 ``on_error="skip"``, are skipped, counted in ``dataset.skipped`` and warned about.
 """
 from pyface.data import transforms
+from pyface.data.eyes import EyeFolder, SyntheticEyes, eye_crops
 from pyface.data.folder import ImageFolderFaces, write_image_folder
 from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
                                   write_manifest_dataset)
 from pyface.data.recordio import RecordIOFaces, RecordIOReader, RecordIOWriter, write_recordio
-from pyface.data.spec import build_dataset, dataset_from_spec, image_ref, image_refs
 from pyface.data.sample import MIRROR_68, DataError, check_sample, make_sample, mirror_landmarks, mirror_pose
+from pyface.data.spec import describe_spec, open_dataset
 from pyface.data.synthetic import SyntheticFaces
 from pyface.data.w300lp import W300LP, write_300wlp
 
@@ -35,5 +36,5 @@ __all__ = [
     "transforms", "ImageFolderFaces", "write_image_folder", "MANIFEST_SCHEMA", "ManifestDataset",
     "read_manifest", "write_manifest", "write_manifest_dataset", "RecordIOFaces", "RecordIOReader", "RecordIOWriter",
     "write_recordio", "MIRROR_68", "DataError", "check_sample", "make_sample", "mirror_landmarks", "mirror_pose",
-    "W300LP", "write_300wlp", "SyntheticFaces", "build_dataset", "dataset_from_spec", "image_ref", "image_refs",
+    "W300LP", "write_300wlp", "SyntheticFaces", "EyeFolder", "SyntheticEyes", "eye_crops", "open_dataset", "describe_spec",
 ]

@@ -177,6 +177,15 @@ class SyntheticFaces(torch.utils.data.Dataset):
     uniformly within ``max_yaw``/``max_pitch``/``max_roll`` degrees; ``face_scale`` is the
     range of the face width (ear to ear) as a fraction of ``image_size``;
     ``max_shift`` the face-centre shift as a fraction of ``image_size``.
+
+    ``eye_closed_prob``: per-eye probability that an image shows that eye (nearly)
+    closed, eyelid openness ~ U(0, 0.25) (else 1, fully open). The landmarks follow the
+    eyelid: each upper-lid point (37, 38 / 43, 44) moves toward its lower-lid partner
+    (41, 40 / 47, 46) by ``(1 - openness) * (partner - point)``, so a closed eye has its
+    upper-lid points on the lower lid. :meth:`eye_openness` returns the openness of the
+    eyes (points 36-41, 42-47) of sample ``i``; its draw has a
+    random stream of its own, so ``eye_closed_prob=0`` renders exactly the images of
+    earlier versions.
     """
 
     source = "synthetic"
@@ -184,7 +193,7 @@ class SyntheticFaces(torch.utils.data.Dataset):
     def __init__(self, num_identities: int, images_per_identity: int, image_size: int = 112, seed: int = 0,
                  identity_offset: int = 0, max_yaw: float = 65.0, max_pitch: float = 30.0, max_roll: float = 25.0,
                  face_scale: tuple[float, float] = (0.48, 0.66), max_shift: float = 0.07, noise: float = 4.0,
-                 transform=None):
+                 transform=None, eye_closed_prob: float = 0.0):
         if num_identities < 1 or images_per_identity < 1:
             raise ValueError("num_identities and images_per_identity must be >= 1")
         if image_size < 16:
@@ -195,6 +204,9 @@ class SyntheticFaces(torch.utils.data.Dataset):
         self.image_size, self.seed, self.identity_offset = int(image_size), int(seed), int(identity_offset)
         self.max_yaw, self.max_pitch, self.max_roll = float(max_yaw), float(max_pitch), float(max_roll)
         self.face_scale, self.max_shift, self.noise = tuple(face_scale), float(max_shift), float(noise)
+        if not 0.0 <= float(eye_closed_prob) <= 1.0:
+            raise ValueError(f"eye_closed_prob must be in [0, 1], got {eye_closed_prob}")
+        self.eye_closed_prob = float(eye_closed_prob)
         self.transform = transform
         self._cache: dict[int, _Identity] = {}
 
@@ -222,13 +234,23 @@ class SyntheticFaces(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for SyntheticFaces of length {n}")
         index %= n
         ident = self.identity_of(index)
-        rng = np.random.default_rng([self.seed, 1, ident, index % self.images_per_identity])
-        image, landmarks, pose = self.render(self._identity(ident), index % self.images_per_identity, rng)
+        k = index % self.images_per_identity
+        rng = np.random.default_rng([self.seed, 1, ident, k])
+        image, landmarks, pose = self.render(self._identity(ident), k, rng, self.eye_openness(index))
         sample = make_sample(image, landmarks, pose, ident, self.source)
         return self.transform(sample) if self.transform is not None else sample
 
+    def eye_openness(self, index: int) -> tuple[float, float]:
+        """Eyelid openness (0 closed .. 1 open) of the two eyes (36-41, 42-47) of sample ``index``."""
+        if self.eye_closed_prob == 0.0:
+            return 1.0, 1.0
+        index %= len(self)
+        r = np.random.default_rng([self.seed, 3, self.identity_of(index), index % self.images_per_identity])
+        closed, amount = r.uniform(size=2) < self.eye_closed_prob, r.uniform(0.0, 0.25, 2)
+        return tuple(float(a) if c else 1.0 for c, a in zip(closed, amount))
+
     # ------------------------------------------------------------------ rendering
-    def render(self, idn: _Identity, k: int, rng: np.random.Generator):
+    def render(self, idn: _Identity, k: int, rng: np.random.Generator, openness=(1.0, 1.0)):
         S = self.image_size
         u = rng.uniform
         pose, R = idn.poses[k], idn.rotations[k]
@@ -240,6 +262,9 @@ class SyntheticFaces(torch.utils.data.Dataset):
             op = u(0.0, 1.2)
             shape[[56, 57, 58, 65, 66, 67], 1] += op
             shape[[55, 59], 1] += op * 0.5
+        for o, upper, lower in zip(openness, ([37, 38], [43, 44]), ([41, 40], [47, 46])):
+            if o < 1.0:
+                shape[upper] += (1.0 - o) * (shape[lower] - shape[upper])
         pts3 = np.concatenate([shape, idn.forehead, idn.head_top])
         rot = pts3 @ R.T  # rows: R @ X[k]
         xy = rot[:, :2] * scale + centre  # image pixels (continuous)
@@ -308,7 +333,7 @@ class SyntheticFaces(torch.utils.data.Dataset):
             if kind == "nose":
                 cv2.fillConvexPoly(img, tri_pts[k], cols[k], cv2.LINE_8, _SHIFT)
             elif kind == "eye":
-                self._eye(img, ipts, xy, k, idn, shade, front)
+                self._eye(img, ipts, xy, k, idn, shade, front, openness[0 if k == 36 else 1])
             elif kind == "brow":
                 self._brow(img, k, idn, R, scale, centre, shade, front)
             elif kind == "mouth":
@@ -375,8 +400,14 @@ class SyntheticFaces(torch.utils.data.Dataset):
                     cv2.LINE_AA, _SHIFT)
 
     @staticmethod
-    def _eye(img, ipts, xy, k, idn, shade, front):
+    def _eye(img, ipts, xy, k, idn, shade, front, openness=1.0):
         idx = list(range(k, k + 6))
+        if openness < 0.4:  # lid closed over the eye: skin, a lash line along the lid, no iris
+            lid = ipts[[k, k + 1, k + 2, k + 3]]
+            cv2.fillPoly(img, [ipts[idx]], shade(idn.skin * 0.8, front).tolist(), cv2.LINE_AA, _SHIFT)
+            th = max(1, int(round(0.015 * img.shape[0])))
+            cv2.polylines(img, [lid], False, shade(idn.hair * 0.4, front).tolist(), th, cv2.LINE_AA, _SHIFT)
+            return
         cv2.fillPoly(img, [ipts[idx]], shade(np.array([235.0, 230, 225]), front).tolist(), cv2.LINE_AA, _SHIFT)
         iris = ipts[[k + 1, k + 2, k + 4, k + 5]]
         cv2.fillConvexPoly(img, iris, shade(idn.eye, front).tolist(), cv2.LINE_AA, _SHIFT)

@@ -51,6 +51,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from pyface.label.landmarks import weights_digest
+from pyface.label.nets import load_model
 from pyface.label.shards import config_hash, open_output, write_json_atomic
 
 __all__ = ["FRNet", "IdentityEmbeddings", "embed_identities", "find_duplicates", "union_find", "merge_identities",
@@ -67,23 +69,6 @@ _SEMI_RE = re.compile(r"_\d+$")
 
 
 # ---------------------------------------------------------------------------- nets
-def _load_checkpoint_model(path: str, what: str) -> torch.nn.Module:
-    """A MultiTaskNet from a ``pyface train`` output (``model.pt`` or ``checkpoints/last.pt``)."""
-    from pyface.models import MultiTaskNet, model_config
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what}: checkpoint not found: {path}")
-    try:
-        st = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise ValueError(f"{what}: cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(st, dict) or "model" not in st or "model_config" not in st:
-        raise ValueError(f"{what}: {path} is not a pyface train checkpoint (needs 'model' and 'model_config')")
-    model = MultiTaskNet(model_config(None, **dict(st["model_config"])))
-    model.load_state_dict(st["model"])
-    return model.eval()
-
-
 class FRNet:
     """A face-recognition net as Algorithm 2 uses it: uint8 [B, 3, S, S] RGB ->
     flip-sum L2-normalised embeddings [B, D] float32.
@@ -95,7 +80,7 @@ class FRNet:
     def __init__(self, net, what: str = "net", input_size: int | None = None, device=None, amp: bool = True):
         self.what = what
         self.path = os.path.abspath(os.fspath(net)) if isinstance(net, (str, os.PathLike)) else None
-        model = _load_checkpoint_model(self.path, what) if self.path else net
+        model = load_model(self.path, what) if self.path else net
         tasks = getattr(getattr(model, "config", None), "tasks", None)
         if tasks is not None and "fr" not in tasks:
             src = self.path or "the given model"
@@ -112,11 +97,10 @@ class FRNet:
         self.dim = int(self.embed(torch.zeros(1, 3, self.input_size, self.input_size, dtype=torch.uint8)).shape[1])
 
     def describe(self) -> dict:
-        """What identifies this net in a resume check."""
-        d = {"input_size": self.input_size, "amp": self.amp}
-        if self.path:
-            st = os.stat(self.path)
-            d.update(path=self.path, bytes=st.st_size, mtime=int(st.st_mtime))
+        """What identifies this net in a resume check (the weights' digest, not the file's name)."""
+        d = {"input_size": self.input_size, "amp": self.amp, "path": self.path}
+        if isinstance(self.model, torch.nn.Module):
+            d["weights"] = self._digest = getattr(self, "_digest", None) or weights_digest(self.model)
         else:
             d["module"] = type(self.model).__name__
         return d
@@ -498,13 +482,24 @@ def _dataset_root(ds) -> str | None:
     return None
 
 
-def _shard_files(landmarks_dir: str) -> list[str]:
-    if not os.path.isdir(landmarks_dir):
-        raise FileNotFoundError(f"--landmarks: folder not found: {landmarks_dir}")
-    files = sorted(os.path.join(landmarks_dir, f) for f in os.listdir(landmarks_dir)
-                   if f.endswith(".parquet") and not f.startswith("."))
-    if not files:
-        raise ValueError(f"--landmarks: no Parquet shards (*.parquet) in {landmarks_dir}")
+def _shard_files(landmarks) -> list[str]:
+    """The Algorithm-1 shards of one or more ``pyface label landmarks`` output folders
+    (``DIR/part-*.parquet``; a folder of other ``*.parquet`` files is read whole)."""
+    dirs = [landmarks] if isinstance(landmarks, (str, os.PathLike)) else list(landmarks)
+    files = []
+    for d in map(os.fspath, dirs):
+        if not os.path.isdir(d):
+            raise FileNotFoundError(f"--landmarks: folder not found: {d}")
+        names = sorted(f for f in os.listdir(d) if f.endswith(".parquet") and not f.startswith("."))
+        parts = [f for f in names if f.startswith("part-")]
+        if parts and os.path.exists(os.path.join(d, "config.json")) and not os.path.exists(
+                os.path.join(d, "summary.json")):
+            raise ValueError(f"--landmarks: {d} is an unfinished pyface label landmarks run (no summary.json); "
+                             "finish it with --resume first")
+        names = parts or names  # the shards, not their concatenation (manifest.parquet)
+        if not names:
+            raise ValueError(f"--landmarks: no Parquet shards (*.parquet) in {d}")
+        files += [os.path.join(d, f) for f in names]
     need = {"image", "identity", "landmarks", "pose", "source"}
     for f in files:
         missing = need - set(pq.read_schema(f).names)
@@ -553,11 +548,13 @@ class _Resolver:
         src = table.column("source").combine_chunks().cast(pa.string())
         code = pc.index_in(src, value_set=pa.array(self.names, pa.string())).fill_null(-1).to_numpy(
             zero_copy_only=False).astype(np.int64)
-        if (code < 0).any():  # sources that are no NAME: match by path prefix (slow path, per row)
-            srcs, imgs = src.to_pylist(), img.to_pylist()
-            for k in np.flatnonzero(code < 0):
-                n = self.dataset_of(srcs[k], imgs[k])
-                code[k] = self.names.index(n) if n is not None else -1
+        for c, n in enumerate(self.names):  # sources that are no NAME: match by path prefix
+            r = self.roots[n]
+            if not r or not (code < 0).any():
+                continue
+            hit = pc.or_(pc.or_(pc.starts_with(img, r.rstrip(os.sep) + os.sep), pc.starts_with(img, r + "#")),
+                         pc.equal(img, r)).to_numpy(zero_copy_only=False)
+            code[(code < 0) & hit] = c
         old = table.column("identity").to_numpy()
         new = np.full(len(code), -1, np.int64)
         for c, n in enumerate(self.names):
@@ -666,9 +663,21 @@ def _parse_thresholds(threshold_a, threshold_b, calibrate):
             raise ValueError(f"{what} must be a cosine similarity in [-1, 1], got {t}")
 
 
+def _open(spec, what: str):
+    """A dataset object as is; a spec through :func:`pyface.data.open_dataset`, errors naming ``what``."""
+    from pyface.data import open_dataset
+
+    if not isinstance(spec, (str, dict, os.PathLike)):
+        return spec
+    try:
+        return open_dataset(spec)
+    except (FileNotFoundError, ValueError) as exc:
+        raise type(exc)(f"{what}: {exc}") from exc
+
+
 def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float | None = None,
                    threshold_b: float | None = None, calibrate: str | None = None, calibration_pairs=None,
-                   semi_identify=None, semi_name: str = SEMI_NAME, landmarks: str | None = None,
+                   semi_identify=None, semi_name: str = SEMI_NAME, landmarks=None,
                    keep_rejected: bool = False, ground_truth=None, batch_size: int = 64,
                    chunk_size: int = DEFAULT_CHUNK, face_crop_area: float = DEFAULT_FACE_CROP_AREA, device=None,
                    amp: bool = True, workers: int = 0, resume: bool = False, progress: bool = True,
@@ -680,11 +689,10 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
     :class:`FRNet`. Thresholds: both given, or ``calibrate`` (a verification ``.bin``) or
     ``calibration_pairs`` = ``(images [2P, 3, H, W] uint8, issame [P])``.
     ``semi_identify``: the 300W-LP spec/dataset (named ``semi_name``). ``landmarks``: the
-    Algorithm-1 shard folder (without it no manifest is written). ``ground_truth``:
+    Algorithm-1 output folder(s) (one ``pyface label landmarks`` run per dataset; without
+    them no manifest is written). ``ground_truth``:
     ``{NAME: callable old_id -> person}`` (300W-LP: called with the source-face name);
     the summary then has pair precision/recall of the final merge."""
-    from pyface.data.spec import dataset_from_spec, image_refs
-
     t_start = time.perf_counter()
     if not datasets:
         raise ValueError("--dataset: give at least one NAME=SPEC")
@@ -699,14 +707,13 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
         raise FileNotFoundError(f"--calibrate: verification pairs file not found: {calibrate}")
     built = {}
     for n, spec in datasets.items():
-        ds = dataset_from_spec(spec, f"--dataset {n}") if isinstance(spec, (str, dict)) else spec
+        ds = _open(spec, f"--dataset {n}")
         if len(ds) == 0:
             raise ValueError(f"--dataset {n}: the dataset is empty")
         built[n] = ds
     semi = None
     if semi_identify is not None:
-        semi = dataset_from_spec(semi_identify, "--semi-identify") if isinstance(semi_identify, (str, dict)) \
-            else semi_identify
+        semi = _open(semi_identify, "--semi-identify")
         if len(semi) == 0:
             raise ValueError("--semi-identify: the dataset is empty")
     every = {**built, **({semi_name: semi} if semi is not None else {})}
@@ -752,7 +759,10 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
                              f"{groups[-1].unlabeled} without identity; e.g. {groups[-1].bad_examples[:1]})")
     semi_group = None
     if semi is not None:
-        labels, keys = semi_identify_labels(image_refs(semi))
+        if not hasattr(semi, "_describe"):
+            raise ValueError("--semi-identify: needs a file-backed 300W-LP dataset (the file names carry the "
+                             "source 300W face)")
+        labels, keys = semi_identify_labels([semi._describe(i) for i in range(len(semi))])
         semi_group = embed_identities(semi_name, semi, fa, fb, os.path.join(out, "embeddings", semi_name),
                                       labels=labels, keys=keys, spec=semi_identify, **common)
         resolver.semi_name = semi_name
@@ -899,8 +909,9 @@ def add_parser(subparsers):
                    help="calibrate both thresholds as the best-accuracy threshold on this verification .bin")
     p.add_argument("--semi-identify", default=None, metavar="300W-LP-SPEC",
                    help="300W-LP: one identity per source 300W face, then merged into the FR identities")
-    p.add_argument("--landmarks", default=None, metavar="DIR",
-                   help="Algorithm-1 output (pyface label landmarks) to join into OUT/manifest.parquet")
+    p.add_argument("--landmarks", nargs="+", default=None, metavar="DIR",
+                   help="Algorithm-1 output folders (pyface label landmarks --out DIR, one per dataset) to join "
+                        "into OUT/manifest.parquet")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep images Algorithm 1 rejected (NaN landmarks/pose) instead of leaving them out")
     p.add_argument("--out", required=True, help="output folder")

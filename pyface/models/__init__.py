@@ -1,6 +1,7 @@
 """Backbones (ResNet, IResNet) and the multitask network of Lee et al. 2024."""
+from pyface.models.heads import HEADS, register_head
 from pyface.models.multitask import PRESETS, TASKS, ModelConfig, MultiTaskNet, build_model, model_config
 from pyface.models.resnet import IResNet, ResNet, iresnet18, iresnet50, iresnet100, resnet18, resnet50
 
-__all__ = ["PRESETS", "TASKS", "ModelConfig", "MultiTaskNet", "build_model", "model_config", "IResNet", "ResNet",
-           "iresnet18", "iresnet50", "iresnet100", "resnet18", "resnet50"]
+__all__ = ["HEADS", "register_head", "PRESETS", "TASKS", "ModelConfig", "MultiTaskNet", "build_model",
+           "model_config", "IResNet", "ResNet", "iresnet18", "iresnet50", "iresnet100", "resnet18", "resnet50"]

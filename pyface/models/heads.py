@@ -70,3 +70,67 @@ class PoseHead(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.bn(f), 1)).float() * self.mult
+
+
+# ---------------------------------------------------------------------- head registry
+HEADS: dict[str, "HeadSpec"] = {}
+
+
+class HeadSpec:
+    """A registered head: ``build(config, trunk, **options) -> nn.Module`` taking the trunk
+    features after stage ``branch_point`` (1..4) and returning the tensor stored under
+    ``output`` in :class:`~pyface.models.MultiTaskNet`'s output dict."""
+
+    def __init__(self, name: str, build, output: str, branch_point):
+        self.name, self.build, self.output = name, build, output
+        self._branch_point = branch_point
+
+    def branch_point(self, **options) -> int:
+        bp = self._branch_point(**options) if callable(self._branch_point) else self._branch_point
+        if bp not in (1, 2, 3, 4):
+            raise ValueError(f"head {self.name!r}: branch point must be 1, 2, 3 or 4, got {bp!r}")
+        return bp
+
+
+def register_head(name: str, *, output: str, branch_point=3):
+    """Decorator: ``@register_head("fld", output="landmarks")`` on a builder
+    ``fn(config, trunk, **options) -> nn.Module``. ``branch_point`` is the trunk stage
+    (1..4) whose output the head consumes, or a function of the head options."""
+
+    def deco(fn):
+        if name in HEADS:
+            raise ValueError(f"head {name!r} is registered twice")
+        HEADS[name] = HeadSpec(name, fn, output, branch_point)
+        return fn
+
+    return deco
+
+
+class Stage4Branch(nn.Module):
+    """Lee et al.'s 3:1 split: a private copy of stage 4 followed by the task head."""
+
+    def __init__(self, stage4: nn.Module, head: nn.Module):
+        super().__init__()
+        self.stage4, self.head = stage4, head
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stage4(f))
+
+
+@register_head("fr", output="embedding")
+def fr_head(cfg, trunk, **_):
+    s = trunk.feature_size(cfg.input_size)
+    return Stage4Branch(trunk.make_layer4(), EmbeddingHead(trunk.out_channels, s, cfg.embedding_dim, cfg.dropout))
+
+
+@register_head("fld", output="landmarks")
+def fld_head(cfg, trunk, **_):
+    s = trunk.feature_size(cfg.input_size)
+    return Stage4Branch(trunk.make_layer4(), LandmarkHead(trunk.out_channels, s, cfg.input_size,
+                                                          cfg.landmark_scale))
+
+
+@register_head("hpe", output="pose")
+def hpe_head(cfg, trunk, **_):
+    s = trunk.feature_size(cfg.input_size)
+    return Stage4Branch(trunk.make_layer4(), PoseHead(trunk.out_channels, s, cfg.pose_scale))

@@ -1,10 +1,13 @@
-"""MultiTaskNet (Lee et al. 2024, Sec. 3.2.1, Fig. 7): stem and stages 1-3 shared,
-stage 4 duplicated per enabled task (the 3:1 split), one head per task.
+"""MultiTaskNet (Lee et al. 2024, Sec. 3.2.1, Fig. 7): a shared trunk and one branch per
+enabled head, each head taking the trunk features after its branch point.
 
-Tasks: "fr" (512-d embedding), "fld" (68 x 2 landmarks, input pixels), "hpe"
-(yaw, pitch, roll degrees). Any non-empty subset gives the STL/MTL variants of
-Table 8. Input: uint8 [B, 3, H, W] RGB (normalised inside as (x - 127.5) / 128)
-or an already normalised float tensor.
+Heads come from the registry in :mod:`pyface.models.heads` (``register_head``): the
+paper's "fr" (512-d embedding), "fld" (68 x 2 landmarks, input pixels) and "hpe"
+(yaw, pitch, roll degrees) branch after stage 3 and own a copy of stage 4 (the 3:1
+split); any non-empty subset gives the STL/MTL variants of Table 8. Other heads (e.g.
+HopeNet after stage 4, self-supervised branches at flag points 1-4) plug in the same
+way. Input: uint8 [B, 3, H, W] RGB (normalised inside as (x - 127.5) / 128) or an
+already normalised float tensor.
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import torch
 from torch import nn
 
 from pyface.models import resnet as R
-from pyface.models.heads import EmbeddingHead, LandmarkHead, PoseHead
+from pyface.models.heads import HEADS
 
-TASKS = ("fr", "fld", "hpe")
+TASKS = ("fr", "fld", "hpe")   # the first paper's heads (more in pyface.models.heads.HEADS)
 ARCHS = {
     "resnet18": (R.ResNet, R.BasicBlock, (2, 2, 2, 2)),
     "resnet50": (R.ResNet, R.Bottleneck, (3, 4, 6, 3)),
@@ -37,10 +40,12 @@ class ModelConfig:
     layers: tuple[int, ...] | None = None   # override the block counts of ``arch``
     pose_scale: float = 3.0          # PoseHead out_scale (degrees)
     landmark_scale: float = 1.0      # LandmarkHead out_scale (half image sides)
+    head_options: dict = field(default_factory=dict)  # head name -> keyword options of its builder
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["tasks"] = list(self.tasks)
+        d["head_options"] = {k: dict(v) for k, v in self.head_options.items()}
         d["layers"] = None if self.layers is None else list(self.layers)
         return d
 
@@ -69,16 +74,21 @@ def model_config(preset: str | None = None, **overrides) -> ModelConfig:
     cfg = replace(cfg, **overrides)
     if cfg.arch not in ARCHS:
         raise ValueError(f"unknown arch {cfg.arch!r}; choose from {sorted(ARCHS)}")
-    if not cfg.tasks or any(t not in TASKS for t in cfg.tasks) or len(set(cfg.tasks)) != len(cfg.tasks):
-        raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {cfg.tasks}")
+    if not cfg.tasks or any(t not in HEADS for t in cfg.tasks) or len(set(cfg.tasks)) != len(cfg.tasks):
+        raise ValueError(f"tasks must be distinct registered heads ({sorted(HEADS)}), got {cfg.tasks}")
+    if not isinstance(cfg.head_options, dict) or set(cfg.head_options) - set(cfg.tasks):
+        raise ValueError(f"head_options must map enabled heads {cfg.tasks} to options, got {cfg.head_options!r}")
     if not 32 <= cfg.input_size <= 448:
         raise ValueError(f"input_size must be in [32, 448], got {cfg.input_size}")
     return cfg
 
 
 class MultiTaskNet(nn.Module):
-    """forward(images) -> dict with "embedding" [B, D] (fr), "landmarks" [B, 68, 2] (fld),
-    "pose" [B, 3] (hpe) for the enabled tasks."""
+    """forward(images) -> dict with one entry per enabled head, under the head's output
+    name ("embedding" [B, D], "landmarks" [B, 68, 2], "pose" [B, 3], ...).
+
+    ``shared`` holds the stem and the trunk stages up to the deepest branch point;
+    ``heads[name]`` the branch of each head (for the paper's heads: stage-4 copy + head)."""
 
     def __init__(self, config: ModelConfig | None = None, **overrides):
         super().__init__()
@@ -90,19 +100,16 @@ class MultiTaskNet(nn.Module):
             trunk = R.ResNet(block, layers, width=cfg.width)
         else:
             trunk = R.IResNet(layers, width=cfg.width)
-        s = trunk.feature_size(cfg.input_size)
-        c = trunk.out_channels
-        self.shared = nn.Sequential(trunk.stem, trunk.layer1, trunk.layer2, trunk.layer3)
-        self.stage4 = nn.ModuleDict()
-        self.heads = nn.ModuleDict()
-        for i, t in enumerate(cfg.tasks):
-            self.stage4[t] = trunk.layer4 if i == 0 else trunk.make_layer4()
-            if t == "fr":
-                self.heads[t] = EmbeddingHead(c, s, cfg.embedding_dim, cfg.dropout)
-            elif t == "fld":
-                self.heads[t] = LandmarkHead(c, s, cfg.input_size, cfg.landmark_scale)
-            else:
-                self.heads[t] = PoseHead(c, s, cfg.pose_scale)
+        specs = [HEADS[t] for t in cfg.tasks]
+        opts = [cfg.head_options.get(t, {}) for t in cfg.tasks]
+        self.branch_points = {t: sp.branch_point(**o) for t, sp, o in zip(cfg.tasks, specs, opts)}
+        self.outputs = {t: sp.output for t, sp in zip(cfg.tasks, specs)}
+        if len(set(self.outputs.values())) != len(self.outputs):
+            raise ValueError(f"heads {cfg.tasks} write the same output name: {self.outputs}")
+        depth = max(self.branch_points.values())
+        stages = [trunk.stem, trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4]
+        self.shared = nn.ModuleList(stages[:depth + 1])
+        self.heads = nn.ModuleDict({t: sp.build(cfg, trunk, **o) for t, sp, o in zip(cfg.tasks, specs, opts)})
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -120,19 +127,19 @@ class MultiTaskNet(nn.Module):
         n = self.config.input_size
         if images.shape[2] != n or images.shape[3] != n:
             raise ValueError(f"images must be {n}x{n} (model input_size), got {images.shape[2]}x{images.shape[3]}")
-        x = self.shared(self.normalize(images))
-        out = {}
-        names = {"fr": "embedding", "fld": "landmarks", "hpe": "pose"}
-        for t in self.config.tasks:
-            out[names[t]] = self.heads[t](self.stage4[t](x))
-        return out
+        x = self.normalize(images)
+        feats = []
+        for stage in self.shared:  # feats[k] = output of stage k (0 = stem)
+            x = stage(x)
+            feats.append(x)
+        return {self.outputs[t]: self.heads[t](feats[self.branch_points[t]]) for t in self.config.tasks}
 
     def parameter_counts(self) -> dict[str, int]:
-        """Parameters (trainable or not) of the shared trunk, each task's stage 4 + head, and the total."""
+        """Parameters (trainable or not) of the shared trunk, each head's branch, and the total."""
         n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         counts = {"shared": n(self.shared)}
         for t in self.config.tasks:
-            counts[t] = n(self.stage4[t]) + n(self.heads[t])
+            counts[t] = n(self.heads[t])
         counts["total"] = n(self)
         return counts
 

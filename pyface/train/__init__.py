@@ -1,6 +1,8 @@
-"""Multitask training: config, loss, trainer, the embedded demo."""
-from pyface.train.config import RECIPES, load as load_config, resolve as resolve_config
-from pyface.train.losses import MultiTaskLoss
+"""Training: the task and recipe registries, config, trainer, the embedded demo."""
+from pyface.train.config import RECIPES, Recipe, load as load_config, register_recipe, resolve as resolve_config
+from pyface.train.optim import OPTIMIZERS, register_optimizer
+from pyface.train.tasks import TASKS, MultiTaskLoss, Task, TaskContext, register_task
 from pyface.train.trainer import Trainer
 
-__all__ = ["RECIPES", "MultiTaskLoss", "Trainer", "load_config", "resolve_config"]
+__all__ = ["OPTIMIZERS", "RECIPES", "TASKS", "MultiTaskLoss", "Recipe", "Task", "TaskContext", "Trainer",
+           "load_config", "register_optimizer", "register_recipe", "register_task", "resolve_config"]

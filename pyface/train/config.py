@@ -1,10 +1,13 @@
 """Training configuration: nested dict with defaults, loaded from YAML, and the recipes.
 
-A config file only needs what differs from DEFAULTS, e.g.::
+A config file only needs what differs from DEFAULTS and the recipe's defaults, e.g.::
 
-    recipe: mtl                      # mtl | stl-fr | stl-fld | stl-hpe | pretrain-fld-hpe
+    recipe: mtl                      # see RECIPES (register_recipe adds more)
     out_dir: runs/mtl
     model: {preset: iresnet50-multi}
+    tasks:                           # options per task (pyface.train.tasks); the recipe
+      fr: {scale: 64, m1: 0.3}       # enables its tasks, `name: false` disables one,
+      fld: {weight: 100}             # a list names exactly the tasks to train
     data:
       train: {type: SyntheticFaces, num_identities: 1000, images_per_identity: 20, image_size: 112}
       val: {type: SyntheticFaces, num_identities: 100, images_per_identity: 10, image_size: 112,
@@ -14,23 +17,44 @@ A config file only needs what differs from DEFAULTS, e.g.::
     amp: bf16                        # none | bf16 | fp16 (fp16 uses a grad scaler)
 
 A dataset spec names a class or factory of ``pyface.data`` in ``type``; the other keys
-are its keyword arguments.
+are its keyword arguments. The model's heads follow from the enabled tasks.
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-RECIPES = {
-    # recipe: (tasks, default model preset)
-    "mtl": (("fr", "fld", "hpe"), "iresnet50-multi"),
-    "stl-fr": (("fr",), "iresnet50-multi"),
-    "stl-fld": (("fld",), "iresnet50-multi"),
-    "stl-hpe": (("hpe",), "iresnet50-multi"),
-    "pretrain-fld-hpe": (("fld", "hpe"), "resnet50-fld-hpe"),
-}
+from pyface.train.optim import OPTIMIZERS, SCHEDULES
+from pyface.train.tasks import TASKS
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    tasks: tuple[str, ...]
+    preset: str | None = None
+    defaults: dict = field(default_factory=dict)  # config overrides applied under the user's config
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(name: str, *, tasks, preset: str | None = None, defaults: dict | None = None) -> Recipe:
+    if name in RECIPES:
+        raise ValueError(f"recipe {name!r} is registered twice")
+    RECIPES[name] = r = Recipe(name, tuple(tasks), preset, dict(defaults or {}))
+    return r
+
+
+# Lee et al. 2024: the MTL model, its single-task rows (Table 8) and the labeling net.
+register_recipe("mtl", tasks=("fr", "fld", "hpe"), preset="iresnet50-multi")
+register_recipe("stl-fr", tasks=("fr",), preset="iresnet50-multi")
+register_recipe("stl-fld", tasks=("fld",), preset="iresnet50-multi")
+register_recipe("stl-hpe", tasks=("hpe",), preset="iresnet50-multi")
+register_recipe("pretrain-fld-hpe", tasks=("fld", "hpe"), preset="resnet50-fld-hpe")
 
 DEFAULTS: dict = {
     "recipe": "mtl",
@@ -38,14 +62,13 @@ DEFAULTS: dict = {
     "seed": 0,
     "device": "auto",               # auto | cpu | cuda | cuda:N
     "amp": "none",                  # none | bf16 | fp16
-    "model": {"preset": None},      # preset name + ModelConfig overrides (tasks come from the recipe)
+    "model": {"preset": None},      # preset name + ModelConfig overrides (heads come from the tasks)
+    "tasks": None,                  # {task: options | false} over the recipe's tasks, or a list of tasks
     "data": {"train": None, "val": None, "batch_size": 64, "num_workers": 0, "val_batch_size": 128},
-    "loss": {"fused": True, "lambda_fld": 100.0, "lambda_hpe": 10.0, "scale": 64.0, "m1": 0.3, "m2": 0.7,
-             "margin_type": "cosine", "num_classes": None, "landmark_unit": None,
-             "wing_w": 10.0, "wing_eps": 2.0, "lambda_p": "dynamic"},
-    "optim": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 20, "max_steps": None,
-              "schedule": "exp", "gamma": 0.9, "warmup_steps": 0, "min_lr_ratio": 0.0, "grad_clip": None,
-              "head_lr_mult": 1.0},
+    "loss": {"fused": True},        # False: the pure-PyTorch reference ops (A/B runs)
+    "optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "epochs": 20, "max_steps": None,
+              "schedule": "exp", "gamma": 0.9, "milestones": None, "warmup_steps": 0, "min_lr_ratio": 0.0,
+              "grad_clip": None, "head_lr_mult": 1.0, "kwargs": {}},
     "checkpoint_every": 500,        # steps; also at every epoch end
     "log_every": 10,
     "val_every_epochs": 1,
@@ -53,6 +76,12 @@ DEFAULTS: dict = {
     "tensorboard": True,
     "progress": True,
 }
+
+# Where the per-task loss options of the first releases went (clear errors for old configs).
+_MOVED = {"lambda_fld": "tasks.fld.weight", "lambda_hpe": "tasks.hpe.weight", "scale": "tasks.fr.scale",
+          "m1": "tasks.fr.m1", "m2": "tasks.fr.m2", "margin_type": "tasks.fr.margin_type",
+          "num_classes": "tasks.fr.num_classes", "landmark_unit": "tasks.fld.unit", "wing_w": "tasks.fld.wing_w",
+          "wing_eps": "tasks.fld.wing_eps", "lambda_p": "tasks.fld.lambda_p"}
 
 
 def merge(base: dict, over: dict | None) -> dict:
@@ -66,24 +95,63 @@ def merge(base: dict, over: dict | None) -> dict:
     return out
 
 
+def _tasks(recipe: Recipe, spec) -> dict[str, dict]:
+    """The enabled tasks with their resolved options."""
+    if spec is None:
+        chosen = {t: {} for t in recipe.tasks}
+    elif isinstance(spec, (list, tuple)):
+        chosen = {t: {} for t in spec}
+    elif isinstance(spec, dict):
+        chosen = {t: {} for t in recipe.tasks}
+        for t, o in spec.items():
+            if o is False:
+                chosen.pop(t, None)
+            elif o is None or o is True or isinstance(o, dict):
+                chosen[t] = {**chosen.get(t, {}), **(o if isinstance(o, dict) else {})}
+            else:
+                raise ValueError(f"tasks.{t} must be a mapping of options, true or false, got {o!r}")
+    else:
+        raise ValueError(f"tasks must be a mapping or a list of task names, got {spec!r}")
+    unknown = [t for t in chosen if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; registered: {sorted(TASKS)}")
+    if not chosen:
+        raise ValueError("no task is enabled")
+    return {t: TASKS[t].resolve_options(o) for t, o in chosen.items()}
+
+
 def resolve(cfg: dict | None = None) -> dict:
-    """DEFAULTS + cfg, validated, with the recipe's tasks and preset filled in."""
-    cfg = merge(DEFAULTS, cfg or {})
+    """DEFAULTS + the recipe's defaults + cfg, validated, with the enabled tasks' options
+    and the model's heads filled in."""
+    name = (cfg or {}).get("recipe", DEFAULTS["recipe"])
+    if name not in RECIPES:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
+    recipe = RECIPES[name]
+    cfg = merge(merge(DEFAULTS, recipe.defaults), cfg or {})
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    if cfg["recipe"] not in RECIPES:
-        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {cfg['recipe']!r}")
-    tasks, preset = RECIPES[cfg["recipe"]]
-    cfg["model"].setdefault("tasks", list(tasks))
-    if cfg["model"].get("tasks") is None:
-        cfg["model"]["tasks"] = list(tasks)
+    moved = sorted(set(cfg["loss"]) & set(_MOVED))
+    if moved:
+        raise ValueError("per-task options moved to the tasks section: "
+                         + ", ".join(f"loss.{k} -> {_MOVED[k]}" for k in moved))
+    cfg["tasks"] = _tasks(recipe, cfg["tasks"])
+    heads = [TASKS[t].head for t in cfg["tasks"] if TASKS[t].head]
+    if cfg["model"].get("tasks") not in (None, heads, tuple(heads)):
+        raise ValueError(f"model.tasks follows from the enabled tasks ({heads}); set `tasks:` instead")
+    cfg["model"]["tasks"] = heads
+    head_opts = {TASKS[t].head: TASKS[t].head_options(o) for t, o in cfg["tasks"].items() if TASKS[t].head}
+    for h, o in (cfg["model"].get("head_options") or {}).items():
+        head_opts[h] = {**head_opts.get(h, {}), **o}
+    cfg["model"]["head_options"] = {h: o for h, o in head_opts.items() if o}
     if cfg["model"].get("preset") is None:
-        cfg["model"]["preset"] = preset
+        cfg["model"]["preset"] = recipe.preset
     if cfg["amp"] not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be none, bf16 or fp16, got {cfg['amp']!r}")
-    if cfg["optim"]["schedule"] not in ("exp", "cosine", "constant"):
-        raise ValueError(f"optim.schedule must be exp, cosine or constant, got {cfg['optim']['schedule']!r}")
+    if cfg["optim"]["name"] not in OPTIMIZERS:
+        raise ValueError(f"optim.name must be one of {sorted(OPTIMIZERS)}, got {cfg['optim']['name']!r}")
+    if cfg["optim"]["schedule"] not in SCHEDULES:
+        raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {cfg['optim']['schedule']!r}")
     if cfg["data"]["train"] is None:
         raise ValueError("data.train must name a dataset (e.g. {type: SyntheticFaces, ...})")
     for k in ("batch_size", "checkpoint_every", "log_every"):

@@ -15,7 +15,7 @@ def _plt():
     return plt
 
 
-def plot_loss_curves(history: list[dict], val_history: list[dict], path, lambdas=(100.0, 10.0)) -> Path:
+def plot_loss_curves(history: list[dict], val_history: list[dict], path, weights: dict[str, float]) -> Path:
     """Total and weighted per-task training losses against step, plus validation metrics."""
     plt = _plt()
     ncols = 2 if val_history else 1
@@ -23,9 +23,9 @@ def plot_loss_curves(history: list[dict], val_history: list[dict], path, lambdas
     ax = axes[0, 0]
     steps = [r["step"] for r in history]
     ax.plot(steps, [r["loss"] for r in history], label="total", color="k")
-    for k, lam, c in (("fr", 1.0, "C0"), ("fld", lambdas[0], "C1"), ("hpe", lambdas[1], "C2")):
+    for i, (k, w) in enumerate(weights.items()):
         if k in history[0]:
-            ax.plot(steps, [lam * r[k] for r in history], label=f"{lam:g} x L_{k.upper()}", color=c)
+            ax.plot(steps, [w * r[k] for r in history], label=f"{w:g} x L_{k}", color=f"C{i}")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title("training loss")

@@ -1,6 +1,8 @@
-"""The multitask trainer (Lee et al. 2024, Sec. 3.2 and 4): MultiTaskNet + MultiTaskLoss,
-SGD with lr 0.01 x 0.9 per epoch by default, AMP, atomic checkpoints with exact resume,
-CSV / TensorBoard logs, a loss-curve PNG and per-epoch validation.
+"""The trainer: MultiTaskNet with one head per enabled task + the tasks' weighted losses
+(:mod:`pyface.train.tasks`; Lee et al. 2024, Sec. 3.2 and 4 for the default recipe), the
+recipe's optimiser (SGD with lr 0.01 x 0.9 per epoch by default), AMP, atomic checkpoints
+with exact resume, CSV / TensorBoard logs, a loss-curve PNG and per-epoch validation.
+The trainer never names a task: it iterates over the enabled ones.
 
 Run folder (``out_dir``): ``checkpoints/last.pt`` (atomic, every ``checkpoint_every``
 steps and at each epoch end), ``train.csv`` (one row per ``log_every`` steps),
@@ -22,14 +24,12 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader
 
-from pyface.eval import metrics as M
 from pyface.models import MultiTaskNet, model_config
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
-from pyface.train.losses import MultiTaskLoss
+from pyface.train.optim import OPTIMIZERS, lr_factor
 from pyface.train.sampling import EpochBatchSampler, SeededDataset, collate
-
-TRAIN_FIELDS = ["step", "epoch", "lr", "loss", "fr", "fld", "hpe", "images_per_s"]
+from pyface.train.tasks import MultiTaskLoss, TaskContext
 
 
 def build_dataset(spec):
@@ -56,33 +56,10 @@ def build_dataset(spec):
     return getattr(D, name)(**kw)
 
 
-def _num_classes(dataset) -> int | None:
-    for attr in ("num_classes", "num_identities"):
-        v = getattr(dataset, attr, None)
-        if isinstance(v, int) and v > 0:
-            return v
-    return None
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def lr_factor(step: int, steps_per_epoch: int, total_steps: int, o: dict) -> float:
-    """Multiplier of the base lr at ``step``: linear warmup, then "exp" (gamma ** epoch,
-    the paper's 0.9 per epoch), "cosine" (to min_lr_ratio at total_steps) or "constant"."""
-    w = o.get("warmup_steps", 0) or 0
-    if step < w:
-        return (step + 1) / w
-    if o["schedule"] == "exp":
-        return o["gamma"] ** (step // steps_per_epoch)
-    if o["schedule"] == "cosine":
-        t = min(1.0, (step - w) / max(1, total_steps - w))
-        lo = o.get("min_lr_ratio", 0.0)
-        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * t))
-    return 1.0
 
 
 class Trainer:
@@ -99,12 +76,11 @@ class Trainer:
         mcfg = dict(cfg["model"])
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
         self.model = MultiTaskNet(self.model_cfg).to(self.device)
-        self.tasks = self.model_cfg.tasks
-        lc = dict(cfg["loss"])
-        num_classes = lc.pop("num_classes") or _num_classes(self.train_set) or 0
-        if lc.get("landmark_unit") is None:  # FLD loss in units of the input side
-            lc["landmark_unit"] = float(self.model_cfg.input_size)
-        self.loss = MultiTaskLoss(self.tasks, num_classes, self.model_cfg.embedding_dim, **lc).to(self.device)
+        self.tasks = tuple(cfg["tasks"])
+        ctx = TaskContext(self.model_cfg, self.train_set, fused=cfg["loss"]["fused"])
+        self.loss = MultiTaskLoss(cfg["tasks"], ctx).to(self.device)
+        for t in self.loss.tasks.values():  # validation pairs of the FR metric
+            t.num_pairs, t.seed = cfg["val_pairs"], cfg["seed"]
         o = cfg["optim"]
         bs = cfg["data"]["batch_size"]
         self.steps_per_epoch = len(self.train_set) // bs
@@ -115,7 +91,7 @@ class Trainer:
         body = [p for n, p in self.model.named_parameters() if not n.startswith("heads.")]
         groups = [{"params": [p for p in body if p.requires_grad]},
                   {"params": [p for p in head if p.requires_grad], "lr": o["lr"] * o["head_lr_mult"]}]
-        self.optimizer = torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
+        self.optimizer = OPTIMIZERS[o["name"]](groups, o)
         spe, tot = self.steps_per_epoch, self.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, spe, tot, o))
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg["amp"]]
@@ -123,9 +99,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.val_history: list[dict] = []
-        # running sums of the training labels (for the mean-prediction baselines)
-        self.label_stats = {"pose_sum": torch.zeros(3, dtype=torch.float64), "pose_n": 0,
-                            "lmk_sum": torch.zeros(68, 2, dtype=torch.float64), "lmk_n": 0}
+        self.train_fields = ["step", "epoch", "lr", "loss", *self.tasks, "images_per_s"]
         self._tb = None
 
     # ------------------------------------------------------------------ state
@@ -137,7 +111,7 @@ class Trainer:
         return {"step": self.step, "model": self.model.state_dict(), "loss": self.loss.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), "history": self.history,
-                "val_history": self.val_history, "label_stats": self.label_stats,
+                "val_history": self.val_history,
                 "model_config": self.model_cfg.to_dict(), "config": self.cfg}
 
     def load_state_dict(self, st: dict) -> None:
@@ -148,7 +122,6 @@ class Trainer:
         self.scaler.load_state_dict(st["scaler"])
         self.step = st["step"]
         self.history, self.val_history = list(st["history"]), list(st["val_history"])
-        self.label_stats = st["label_stats"]
         ckpt.set_rng_state(st["rng"])
 
     def save_checkpoint(self) -> Path:
@@ -171,45 +144,38 @@ class Trainer:
                           pin_memory=self.device.type == "cuda", persistent_workers=False, generator=g)
 
     def prepare(self, batch: dict) -> dict:
-        """Move to the device; resize images (and scale landmarks) to the model input size."""
+        """Move the tensors to the device; resize images (and scale landmarks) to the model
+        input size. Float labels become float32, integer labels int64."""
         dev = self.device
-        img = batch["image"].to(dev, non_blocking=True)
-        lmk = batch["landmarks"].to(dev, torch.float32)
-        n = self.model_cfg.input_size
+        b = {}
+        for k, v in batch.items():
+            if not isinstance(v, torch.Tensor):
+                b[k] = v
+            elif k == "image":
+                b[k] = v.to(dev, non_blocking=True)
+            else:
+                b[k] = v.to(dev, torch.float32 if v.is_floating_point() else torch.int64)
+        img, n = b["image"], self.model_cfg.input_size
         if img.shape[-1] != n or img.shape[-2] != n:
             sy, sx = n / img.shape[-2], n / img.shape[-1]
             img = MultiTaskNet.normalize(img)
-            img = F.interpolate(img, size=(n, n), mode="bilinear", align_corners=False, antialias=True)
-            lmk = lmk * torch.tensor([sx, sy], device=dev)
-        return {"image": img, "landmarks": lmk, "pose": batch["pose"].to(dev, torch.float32),
-                "identity": batch["identity"].to(dev, torch.int64)}
+            b["image"] = F.interpolate(img, size=(n, n), mode="bilinear", align_corners=False, antialias=True)
+            if "landmarks" in b:
+                b["landmarks"] = b["landmarks"] * torch.tensor([sx, sy], device=dev)
+        return b
 
     def _autocast(self):
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _update_label_stats(self, batch):
-        p = batch["pose"].double().cpu()
-        ok = torch.isfinite(p).all(1)
-        self.label_stats["pose_sum"] += p[ok].sum(0)
-        self.label_stats["pose_n"] += int(ok.sum())
-        lm = batch["landmarks"].double().cpu()
-        ok = torch.isfinite(lm).flatten(1).all(1)
-        self.label_stats["lmk_sum"] += lm[ok].sum(0)
-        self.label_stats["lmk_n"] += int(ok.sum())
-
-    def mean_labels(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Mean training pose [3] and landmarks [68, 2] over every sample trained on so far."""
-        s = self.label_stats
-        pose = (s["pose_sum"] / s["pose_n"]).float() if s["pose_n"] else None
-        lmk = (s["lmk_sum"] / s["lmk_n"]).float() if s["lmk_n"] else None
-        return pose, lmk
-
     # ------------------------------------------------------------------ training
     def train_step(self, batch: dict) -> dict:
         self.model.train()
         b = self.prepare(batch)
+        # the tasks' batch transforms draw from a generator seeded by the step (exact resume)
+        g = torch.Generator(device=self.device).manual_seed(self.cfg["seed"] * 1_000_003 + self.step)
+        b = self.loss.prepare(b, g)
         with self._autocast():
             out = self.model(b["image"])
         total, parts = self.loss(out, b)
@@ -223,7 +189,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        self._update_label_stats(batch)
+        self.loss.observe(b)
         return {"loss": total.detach(), **parts}
 
     def fit(self, resume: bool | str = False, callback=None) -> dict:
@@ -234,7 +200,7 @@ class Trainer:
         if resume:
             self.resume(None if resume is True else resume)
         (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        self._rewrite_csv("train.csv", TRAIN_FIELDS, self.history)
+        self._rewrite_csv("train.csv", self.train_fields, self.history)
         self._rewrite_csv("val.csv", None, self.val_history)
         if cfg["tensorboard"]:
             from torch.utils.tensorboard import SummaryWriter
@@ -325,7 +291,7 @@ class Trainer:
 
     def _log_train(self, row):
         self.history.append(row)
-        self._append_csv("train.csv", TRAIN_FIELDS, row)
+        self._append_csv("train.csv", self.train_fields, row)
         if self._tb is not None:
             for k, v in row.items():
                 if k != "step":
@@ -347,56 +313,32 @@ class Trainer:
             return None
         from pyface.train.plots import plot_loss_curves
 
-        return plot_loss_curves(self.history, self.val_history, self.out / "loss_curves.png",
-                                (self.cfg["loss"]["lambda_fld"], self.cfg["loss"]["lambda_hpe"]))
+        return plot_loss_curves(self.history, self.val_history, self.out / "loss_curves.png", self.loss.weights)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def predict(self, dataset, batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """Model outputs and labels over ``dataset`` in order (no augmentation randomness:
-        each item is seeded by its index)."""
+        """Model outputs over ``dataset`` in order, plus the labels the tasks need as
+        ``"<key>_gt"`` (no augmentation randomness: each item is seeded by its index; the
+        tasks' training-time batch transforms are not applied)."""
         self.model.eval()
         bs = batch_size or self.cfg["data"]["val_batch_size"]
         sampler = EpochBatchSampler(len(dataset), bs, self.cfg["seed"], 0, shuffle=False, drop_last=False)
-        keys = {"embedding": [], "landmarks": [], "pose": []}
-        gts = {"landmarks_gt": [], "pose_gt": [], "identity": []}
+        keys = self.loss.label_keys
+        cols: dict[str, list] = {}
         for batch in self._loader(dataset, sampler, self.cfg["data"]["num_workers"]):
             b = self.prepare(batch)
             with self._autocast():
                 out = self.model(b["image"])
+            for k, v in out.items():
+                cols.setdefault(k, []).append(v.float().cpu())
             for k in keys:
-                if k in out:
-                    keys[k].append(out[k].float().cpu())
-            gts["landmarks_gt"].append(b["landmarks"].cpu())
-            gts["pose_gt"].append(b["pose"].cpu())
-            gts["identity"].append(b["identity"].cpu())
-        res = {k: torch.cat(v).numpy() for k, v in {**keys, **gts}.items() if v}
-        return res
+                if k in b:
+                    cols.setdefault(k + "_gt", []).append(b[k].cpu())
+        return {k: torch.cat(v).numpy() for k, v in cols.items()}
 
-    def evaluate(self, dataset, num_pairs: int | None = None) -> dict[str, float]:
-        """pose MAE (deg), NME (bbox-normalised, see pyface.eval.metrics), verification
-        accuracy (10-fold over held-out identity pairs) for the enabled tasks, plus
-        the mean-label baselines."""
-        p = self.predict(dataset)
-        m: dict[str, float] = {}
-        mean_pose, mean_lmk = self.mean_labels()
-        if "pose" in p:
-            r = M.pose_mae(p["pose"], p["pose_gt"])
-            m.update({"pose_mae_deg": r["mae"], "yaw_mae_deg": r["yaw"], "pitch_mae_deg": r["pitch"],
-                      "roll_mae_deg": r["roll"]})
-            if mean_pose is not None:
-                base = np.broadcast_to(mean_pose.numpy(), p["pose_gt"].shape)
-                m["pose_mae_baseline_deg"] = M.pose_mae(base, p["pose_gt"])["mae"]
-        if "landmarks" in p:
-            m["nme"] = M.nme(p["landmarks"], p["landmarks_gt"])
-            if mean_lmk is not None:
-                m["nme_baseline"] = M.nme(np.broadcast_to(mean_lmk.numpy(), p["landmarks_gt"].shape),
-                                          p["landmarks_gt"])
-        if "embedding" in p:
-            pairs, issame = M.verification_pairs(p["identity"], num_pairs or self.cfg["val_pairs"],
-                                                 seed=self.cfg["seed"])
-            if len(pairs) >= 10 and issame.any() and (~issame).any():
-                v = M.verification_accuracy(p["embedding"], pairs, issame)
-                m.update({"verification_accuracy": v["accuracy"], "verification_std": v["std"],
-                          "verification_pairs": float(len(pairs))})
-        return m
+    def evaluate(self, dataset) -> dict[str, float]:
+        """Each enabled task's validation metrics over ``dataset`` (e.g. pose MAE in
+        degrees, bbox-normalised NME, 10-fold verification accuracy, and the
+        mean-label baselines; see pyface.train.tasks)."""
+        return self.loss.metrics(self.predict(dataset))

@@ -1,0 +1,54 @@
+"""Optimisers (a registry: a recipe names one, the trainer builds it) and the lr schedule."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+OPTIMIZERS: dict = {}
+
+
+def register_optimizer(name: str):
+    """``@register_optimizer("adam")`` on ``fn(param_groups, optim_cfg) -> torch.optim.Optimizer``;
+    ``optim_cfg`` is the config's ``optim`` section (lr, weight_decay, momentum, kwargs...)."""
+
+    def deco(fn):
+        if name in OPTIMIZERS:
+            raise ValueError(f"optimizer {name!r} is registered twice")
+        OPTIMIZERS[name] = fn
+        return fn
+
+    return deco
+
+
+@register_optimizer("sgd")
+def _sgd(groups, o):
+    return torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"],
+                           **(o.get("kwargs") or {}))
+
+
+@register_optimizer("adamw")
+def _adamw(groups, o):
+    return torch.optim.AdamW(groups, lr=o["lr"], weight_decay=o["weight_decay"], **(o.get("kwargs") or {}))
+
+
+SCHEDULES = ("exp", "cosine", "constant", "multistep")
+
+
+def lr_factor(step: int, steps_per_epoch: int, total_steps: int, o: dict) -> float:
+    """Multiplier of the base lr at ``step``: linear warmup, then "exp" (gamma ** epoch,
+    the paper's 0.9 per epoch), "multistep" (gamma ** number of ``milestones`` epochs
+    passed), "cosine" (to min_lr_ratio at total_steps) or "constant"."""
+    w = o.get("warmup_steps", 0) or 0
+    if step < w:
+        return (step + 1) / w
+    epoch = step // steps_per_epoch
+    if o["schedule"] == "exp":
+        return o["gamma"] ** epoch
+    if o["schedule"] == "multistep":
+        return o["gamma"] ** sum(epoch >= m for m in (o.get("milestones") or ()))
+    if o["schedule"] == "cosine":
+        t = min(1.0, (step - w) / max(1, total_steps - w))
+        lo = o.get("min_lr_ratio", 0.0)
+        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
