@@ -370,3 +370,23 @@ def test_cli(data, tmp_path, capsys):
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert "--net-b" in err and "no face-recognition head" in err
+
+
+def test_calibration_from_a_verification_bin(data, tmp_path):
+    """--calibrate PAIRS.bin (insightface format, read by pyface.data.verification_bin)."""
+    from pyface.data.verification_bin import write_bin
+
+    imgs, same = [], []
+    for p in range(8):
+        imgs += [person_image(p, 0, salt=5), person_image(p, 1, salt=5)]
+        same.append(True)
+        imgs += [person_image(p, 2, salt=5), person_image((p + 3) % 8, 2, salt=5)]
+        same.append(False)
+    write_bin(str(tmp_path / "pairs.bin"), [x.permute(1, 2, 0).numpy() for x in imgs], same, ext=".png")
+    s = run(data, tmp_path / "o", threshold_a=None, threshold_b=None, calibrate=str(tmp_path / "pairs.bin"))
+    cal = s["thresholds"]["calibration"]
+    assert cal["a"]["pairs"] == 16 and cal["a"]["accuracy"] == 1.0 and cal["b"]["accuracy"] == 1.0
+    assert s["ground_truth"]["precision"] == 1.0 and s["ground_truth"]["recall"] == 1.0
+    (tmp_path / "junk.bin").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="--calibrate: .*junk.bin"):
+        run(data, tmp_path / "o2", threshold_a=None, threshold_b=None, calibrate=str(tmp_path / "junk.bin"))

@@ -433,25 +433,29 @@ def calibrate_threshold(scores, issame) -> float:
 
 
 def _load_pairs(path: str):
-    """(images uint8 [2P, 3, H, W], issame [P]) of an insightface verification ``.bin``."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--calibrate: verification pairs file not found: {path}")
+    """(VerificationBin dataset, issame [P]) of an insightface verification ``.bin``."""
+    from pyface.data.sample import DataError
+    from pyface.data.verification_bin import VerificationBin
+
     try:
-        from pyface.eval import read_bin
-    except ImportError as exc:
-        raise RuntimeError("--calibrate needs pyface.eval.read_bin (the .bin reader of the evaluation suite); "
-                           "pass --threshold-a/--threshold-b instead") from exc
-    images, issame = read_bin(path)
-    return images, np.asarray(issame, dtype=bool)
+        ds = VerificationBin(path)
+    except (FileNotFoundError, DataError) as exc:
+        raise type(exc)(f"--calibrate: {exc}") from exc
+    return ds, np.asarray(ds.issame, dtype=bool)
 
 
-def _pair_scores(net: FRNet, images, batch_size: int) -> np.ndarray:
-    images = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-    if images.ndim != 4:
-        raise ValueError(f"verification images must be [2P, 3, H, W] or [2P, H, W, 3], got {list(images.shape)}")
-    if images.shape[1] != 3:
-        images = images.permute(0, 3, 1, 2)
-    e = torch.cat([net.embed(images[i:i + batch_size]).cpu() for i in range(0, len(images), batch_size)])
+def _pair_scores(net: FRNet, images, batch_size: int, workers: int = 0) -> np.ndarray:
+    """Cosine scores of pairs (2k, 2k + 1): ``images`` uint8 [2P, 3, H, W] or a dataset."""
+    if isinstance(images, (torch.Tensor, np.ndarray)):
+        images = torch.as_tensor(images)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"verification images must be uint8 [2P, 3, H, W], got {list(images.shape)}")
+        batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
+    else:
+        frames = _Frames(images, net.input_size, 1.0)
+        loader = torch.utils.data.DataLoader(frames, batch_size=batch_size, num_workers=workers)
+        batches = (b["image"] for b in loader)
+    e = torch.cat([net.embed(b).cpu() for b in batches])
     return (e[0::2] * e[1::2]).sum(1).numpy()
 
 
@@ -703,8 +707,7 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
     for n in names:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", n):
             raise ValueError(f"--dataset name {n!r}: use letters, digits, '_', '-', '.'")
-    if calibrate is not None and not os.path.isfile(calibrate):
-        raise FileNotFoundError(f"--calibrate: verification pairs file not found: {calibrate}")
+    pairs = _load_pairs(calibrate) if calibrate is not None else calibration_pairs  # read before any work
     built = {}
     for n, spec in datasets.items():
         ds = _open(spec, f"--dataset {n}")
@@ -734,11 +737,11 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
     calib = None
     if calibrate is not None or calibration_pairs is not None:
         t0 = time.perf_counter()
-        images, issame = _load_pairs(calibrate) if calibrate is not None else calibration_pairs
+        images, issame = pairs
         issame = np.asarray(issame, bool)
         calib = {}
         for key, net in (("a", fa), ("b", fb)):
-            scores = _pair_scores(net, images, batch_size)
+            scores = _pair_scores(net, images, batch_size, workers)
             if len(scores) != len(issame):
                 raise ValueError(f"calibration pairs: {len(scores)} pairs of images but {len(issame)} issame labels")
             t = calibrate_threshold(scores, issame)
