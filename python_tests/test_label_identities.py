@@ -135,8 +135,13 @@ def test_end_to_end_merges_known_duplicates(data, tmp_path):
     assert len(m) == 6 and all(float(r["sim_a"]) >= 0.8 and float(r["sim_b"]) >= 0.8 for r in m)
     # the manifest: read as pyface train does; rejected rows left out; identities mapped
     man = ManifestDataset(str(tmp_path / "o" / "manifest.parquet"))
-    assert s["manifest"]["rows_in"] == 24 + 24 + 8 and s["manifest"]["rejected_dropped"] == 5 + 5 + 2
-    assert len(man) == s["manifest"]["rows_out"] == 56 - 12
+    # 300W-LP rows come with the dataset's own labels (the Algorithm-1 rows are replaced)
+    assert s["manifest"]["rows_in"] == 24 + 24 + 8 and s["manifest"]["rejected_dropped"] == 5 + 5
+    assert s["manifest"]["replaced_by_own_labels"] == 8 and s["manifest"]["own_labels"]["rows"] == 8
+    assert len(man) == s["manifest"]["rows_out"] == 56 - 10
+    w = [i for i in range(len(man)) if man.sources[i] == "300w_lp"]
+    assert len(w) == 8 and np.isfinite(man.landmarks[w]).all() and (man.pose[w] == 0).all()
+    assert all(os.path.isfile(man.images[i]) for i in w)
     assert set(man.sources) == {"A", "B", "300w_lp"}  # source = the --dataset NAME
     ref = {(r["dataset"], r["old_id"]): int(r["new_id"]) for r in rows}
     ds_b = RecordIOFaces(str(data / "B" / "train.rec"))

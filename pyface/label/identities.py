@@ -32,7 +32,9 @@ Steps (the paper's line numbers):
 
 Outputs in ``OUT``: ``manifest.parquet`` (the PLTD: the Algorithm-1 rows of
 ``--landmarks`` with the new identities; images Algorithm 1 rejected are kept out unless
-``keep_rejected``, which keeps them with NaN landmarks/pose for FR-only training),
+``keep_rejected``, which keeps them with NaN landmarks/pose for FR-only training;
+300W-LP rows carry 300W-LP's own ground-truth landmarks and pose unless
+``semi_labels="landmarks"``; image references are absolute paths),
 ``identity_map.csv`` (dataset, old_id, new_id, images), ``merges.csv`` (stage,
 dataset/old id of both ends, both similarities), ``summary.json``.
 """
@@ -595,15 +597,58 @@ def _check_sources(files: list[str], resolver: _Resolver) -> None:
                                  f"name or folder ({resolver.names}); name the dataset {s}=SPEC")
 
 
-def write_pltd(path: str, files: list[str], resolver: _Resolver, keep_rejected: bool = False) -> dict:
+class _OwnLabels(torch.utils.data.Dataset):
+    """Image i's own landmarks and pose (300W-LP's ground truth), or a flag when unreadable."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        from pyface.data import DataError
+
+        try:
+            s = self.dataset[i]
+        except DataError:
+            return {"i": i, "ok": False, "landmarks": torch.full((68, 2), float("nan")),
+                    "pose": torch.full((3,), float("nan"))}
+        return {"i": i, "ok": True, "landmarks": s["landmarks"].float(), "pose": s["pose"].float()}
+
+
+def _own_label_tables(ds, resolver: _Resolver, batch_size: int = 256, workers: int = 0):
+    """Manifest tables of the SemiIdentify dataset with its own labels, streamed."""
+    from pyface.data.manifest import MANIFEST_SCHEMA
+
+    loader = torch.utils.data.DataLoader(_OwnLabels(ds), batch_size=batch_size, num_workers=workers)
+    for b in loader:
+        ok = b["ok"].numpy()
+        refs = [os.path.abspath(ds._describe(int(i))) for i in b["i"]]
+        new = np.array([resolver.semi_map.get(semi_identify_key(r), -1) for r in refs], np.int64)
+        keep = ok & (new >= 0)
+        idx = np.flatnonzero(keep)
+        table = pa.Table.from_arrays([
+            pa.array([refs[k] for k in idx], pa.string()), pa.array(new[idx], pa.int64()),
+            pa.FixedSizeListArray.from_arrays(pa.array(b["landmarks"].numpy()[idx].reshape(-1)), 136),
+            pa.FixedSizeListArray.from_arrays(pa.array(b["pose"].numpy()[idx].reshape(-1)), 3),
+            pa.array([resolver.semi_name] * len(idx), pa.string())], schema=MANIFEST_SCHEMA)
+        yield table, int((~ok).sum()), int((ok & (new < 0)).sum())
+
+
+def write_pltd(path: str, files: list[str], resolver: _Resolver, keep_rejected: bool = False, own_labels=None,
+               workers: int = 0) -> dict:
     """Stream the Algorithm-1 shards into the final manifest (atomic), one shard in
-    memory at a time. Output ``source`` = the dataset NAME. Returns row counts."""
+    memory at a time. Output ``source`` = the dataset NAME. ``own_labels``: the
+    SemiIdentify dataset, whose rows then come with its own (ground-truth) labels instead
+    of Algorithm 1's. Returns row counts."""
     from pyface.data.manifest import MANIFEST_SCHEMA
 
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     counts = {"rows_in": 0, "rows_out": 0, "rejected_dropped": 0, "unmatched_dropped": 0, "no_identity_dropped": 0}
     per_source = np.zeros(len(resolver.names), np.int64)
     names = pa.array(resolver.names, pa.string())
+    own_code = resolver.names.index(resolver.semi_name) if own_labels is not None else -2
     with pq.ParquetWriter(tmp, MANIFEST_SCHEMA) as w:
         for f in files:
             t = pq.read_table(f)
@@ -611,11 +656,12 @@ def write_pltd(path: str, files: list[str], resolver: _Resolver, keep_rejected: 
             if not len(t):
                 continue
             img, code, new = resolver.resolve(t, os.path.dirname(os.path.abspath(f)))
-            keep = np.ones(len(t), bool)
+            keep = code != own_code  # those rows are written from the dataset's own labels below
+            counts["replaced_by_own_labels"] = counts.get("replaced_by_own_labels", 0) + int((~keep).sum())
             acc = (t.column("accepted").to_numpy(zero_copy_only=False).astype(bool)
                    if "accepted" in t.column_names else keep)
             if not keep_rejected:
-                counts["rejected_dropped"] += int((~acc).sum())
+                counts["rejected_dropped"] += int((keep & ~acc).sum())
                 keep &= acc
             counts["unmatched_dropped"] += int((keep & (code < 0)).sum())
             keep &= code >= 0
@@ -641,6 +687,16 @@ def write_pltd(path: str, files: list[str], resolver: _Resolver, keep_rejected: 
                 names.take(pa.array(code[idx]))], schema=MANIFEST_SCHEMA)
             w.write_table(out)
             counts["rows_out"] += len(out)
+        if own_labels is not None:
+            own = {"rows": 0, "unreadable": 0, "no_identity": 0}
+            for table, bad, noid in _own_label_tables(own_labels, resolver, workers=workers):
+                w.write_table(table)
+                own["rows"] += len(table)
+                own["unreadable"] += bad
+                own["no_identity"] += noid
+            counts["rows_out"] += own["rows"]
+            per_source[own_code] += own["rows"]
+            counts["own_labels"] = own
     os.replace(tmp, path)
     counts["rows_per_dataset"] = {n: int(c) for n, c in zip(resolver.names, per_source) if c}
     return counts
@@ -682,7 +738,8 @@ def _open(spec, what: str):
 def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float | None = None,
                    threshold_b: float | None = None, calibrate: str | None = None, calibration_pairs=None,
                    semi_identify=None, semi_name: str = SEMI_NAME, landmarks=None,
-                   keep_rejected: bool = False, ground_truth=None, batch_size: int = 64,
+                   keep_rejected: bool = False, semi_labels: str = "dataset", ground_truth=None,
+                   batch_size: int = 64,
                    chunk_size: int = DEFAULT_CHUNK, face_crop_area: float = DEFAULT_FACE_CROP_AREA, device=None,
                    amp: bool = True, workers: int = 0, resume: bool = False, progress: bool = True,
                    on_unit=None) -> dict:
@@ -692,7 +749,9 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
     order that numbers the new identities. ``net_a``/``net_b``: checkpoint paths, models or
     :class:`FRNet`. Thresholds: both given, or ``calibrate`` (a verification ``.bin``) or
     ``calibration_pairs`` = ``(images [2P, 3, H, W] uint8, issame [P])``.
-    ``semi_identify``: the 300W-LP spec/dataset (named ``semi_name``). ``landmarks``: the
+    ``semi_identify``: the 300W-LP spec/dataset (named ``semi_name``); its manifest rows
+    carry its own ground-truth labels (``semi_labels="dataset"``, the paper's training
+    set) or Algorithm 1's (``"landmarks"``). ``landmarks``: the
     Algorithm-1 output folder(s) (one ``pyface label landmarks`` run per dataset; without
     them no manifest is written). ``ground_truth``:
     ``{NAME: callable old_id -> person}`` (300W-LP: called with the source-face name);
@@ -702,6 +761,8 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
         raise ValueError("--dataset: give at least one NAME=SPEC")
     _parse_thresholds(threshold_a, threshold_b, calibrate if calibrate is not None else calibration_pairs)
     names = list(datasets)
+    if semi_labels not in ("dataset", "landmarks"):
+        raise ValueError(f"--semi-labels must be 'dataset' or 'landmarks', got {semi_labels!r}")
     if semi_identify is not None and semi_name in names:
         raise ValueError(f"--dataset name {semi_name!r} is reserved for --semi-identify")
     for n in names:
@@ -817,9 +878,10 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
                       ["stage", "dataset_a", "old_id_a", "dataset_b", "old_id_b", "sim_a", "sim_b"], merges)
 
     manifest = None
-    if files:
+    if files is not None:
         t0 = time.perf_counter()
-        manifest = write_pltd(os.path.join(out, "manifest.parquet"), files, resolver, keep_rejected)
+        own = semi if semi is not None and semi_labels == "dataset" else None
+        manifest = write_pltd(os.path.join(out, "manifest.parquet"), files, resolver, keep_rejected, own, workers)
         timing["manifest_s"] = time.perf_counter() - t0
 
     summary = {
@@ -892,7 +954,8 @@ def _run_cli(args) -> dict:
     return run_identities(
         _parse_dataset_args(args.dataset), args.net_a, args.net_b, args.out, threshold_a=args.threshold_a,
         threshold_b=args.threshold_b, calibrate=args.calibrate, semi_identify=args.semi_identify,
-        landmarks=args.landmarks, keep_rejected=args.keep_rejected, batch_size=args.batch_size,
+        landmarks=args.landmarks, keep_rejected=args.keep_rejected, semi_labels=args.semi_labels,
+        batch_size=args.batch_size,
         chunk_size=args.chunk_size, face_crop_area=args.face_crop_area, device=args.device, amp=not args.no_amp,
         workers=args.workers, resume=args.resume, progress=not args.no_progress)
 
@@ -915,6 +978,9 @@ def add_parser(subparsers):
     p.add_argument("--landmarks", nargs="+", default=None, metavar="DIR",
                    help="Algorithm-1 output folders (pyface label landmarks --out DIR, one per dataset) to join "
                         "into OUT/manifest.parquet")
+    p.add_argument("--semi-labels", choices=("dataset", "landmarks"), default="dataset",
+                   help="labels of the --semi-identify rows in the manifest: the dataset's own (300W-LP ground "
+                        "truth, default) or Algorithm 1's from --landmarks")
     p.add_argument("--keep-rejected", action="store_true",
                    help="keep images Algorithm 1 rejected (NaN landmarks/pose) instead of leaving them out")
     p.add_argument("--out", required=True, help="output folder")
