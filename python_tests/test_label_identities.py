@@ -395,3 +395,16 @@ def test_calibration_from_a_verification_bin(data, tmp_path):
     (tmp_path / "junk.bin").write_bytes(b"junk")
     with pytest.raises(ValueError, match="--calibrate: .*junk.bin"):
         run(data, tmp_path / "o2", threshold_a=None, threshold_b=None, calibrate=str(tmp_path / "junk.bin"))
+
+
+def test_demo_identities_runs_on_synthetic_faces(tmp_path):
+    """The demo's Algorithm-2 step (mechanics; an untrained net: no quality asserted)."""
+    from pyface.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("iresnet-tiny-multi")
+    s = I.demo_identities(str(tmp_path / "o"), m, m, identities=5, shared=2, images=2, pairs=8, image_size=32,
+                          device="cpu")
+    assert s["identities_before"] == 10 and 1 <= s["identities_after"] <= 10
+    assert set(s["ground_truth"]) >= {"precision", "recall"} and s["ground_truth"]["true_pairs"] == 2
+    assert s["thresholds"]["calibration"]["a"]["pairs"] == 8

@@ -59,7 +59,7 @@ from pyface.label.shards import config_hash, open_output, write_json_atomic
 
 __all__ = ["FRNet", "IdentityEmbeddings", "embed_identities", "find_duplicates", "union_find", "merge_identities",
            "semi_identify_key", "semi_identify_labels", "calibrate_threshold", "pair_precision_recall",
-           "run_identities", "add_parser", "DEFAULT_FACE_CROP_AREA", "DEFAULT_CHUNK"]
+           "run_identities", "demo_identities", "add_parser", "DEFAULT_FACE_CROP_AREA", "DEFAULT_CHUNK"]
 
 #: Crop of images with known landmarks: area of the square crop / area of the landmark box.
 #: 2.0 puts the jaw-to-brow box at about 70 % of the side, as in 112x112 aligned FR crops.
@@ -911,6 +911,46 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
         summary["ground_truth"] = pair_precision_recall(np.asarray(pred), tcodes)
     write_json_atomic(os.path.join(out, "summary.json"), summary)
     return summary
+
+
+# ---------------------------------------------------------------------------- demo
+class _Images(torch.utils.data.Dataset):
+    """Images ``k0 .. k0 + n - 1`` of every identity of a SyntheticFaces set."""
+
+    def __init__(self, faces, k0: int, n: int):
+        self.faces, self.k0, self.n = faces, k0, n
+
+    def __len__(self):
+        return self.faces.num_identities * self.n
+
+    def __getitem__(self, i):
+        ident, k = divmod(i, self.n)
+        return self.faces[ident * self.faces.images_per_identity + self.k0 + k]
+
+
+def demo_identities(out: str, net_a, net_b, *, identities: int = 60, shared: int = 20, images: int = 8,
+                    image_size: int = 64, seed: int = 0, identity_offset: int = 10_000, pairs: int = 200,
+                    device=None, progress: bool = False) -> dict:
+    """Algorithm 2 on two synthetic "FR datasets" that share ``shared`` known identities
+    (different images of them), thresholds calibrated on ``pairs`` synthetic verification
+    pairs of other identities; returns the summary with ``ground_truth`` precision/recall
+    of the merges. The nets (e.g. two ``pyface demo`` models) should not have seen these
+    identities (``identity_offset`` is far from the demo's training ids)."""
+    from pyface.data import SyntheticFaces
+
+    if not 0 <= shared <= identities:
+        raise ValueError(f"shared must be in [0, identities={identities}], got {shared}")
+    o = identity_offset
+    d1 = SyntheticFaces(identities, 2 * images, image_size=image_size, seed=seed, identity_offset=o)
+    d2 = SyntheticFaces(identities, 2 * images, image_size=image_size, seed=seed, identity_offset=o + identities - shared)
+    cal = SyntheticFaces(pairs, 3, image_size=image_size, seed=seed, identity_offset=o + 2 * identities)
+    imgs, same = [], []
+    for p in range(pairs // 2):
+        imgs += [cal[3 * p]["image"], cal[3 * p + 1]["image"], cal[3 * p + 2]["image"], cal[3 * (p + 1) + 2]["image"]]
+        same += [True, False]
+    return run_identities({"synthetic_a": _Images(d1, 0, images), "synthetic_b": _Images(d2, images, images)},
+                          net_a, net_b, out, calibration_pairs=(torch.stack(imgs), np.array(same)), device=device,
+                          progress=progress, ground_truth={"synthetic_a": lambda i: i, "synthetic_b": lambda i: i})
 
 
 # ---------------------------------------------------------------------------- CLI
