@@ -88,15 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_label(sub) -> None:
     """``pyface label <command>``: each command is an ``add_parser(subparsers)`` function
     of pyface.label.cli."""
+    from pyface import label_demo
     from pyface.label import cli as label_cli
 
     lab = sub.add_parser("label", help="pseudo-labeling pipeline (Lee et al. 2024, Algorithms 1 and 2)")
     lsub = lab.add_subparsers(dest="label_cmd", required=True)
-    for add in label_cli.LABEL_COMMANDS:  # landmarks, fit-index-map, demo (Algorithm 1)
+    for add in label_cli.LABEL_COMMANDS:  # landmarks, fit-index-map (Algorithm 1)
         add(lsub)
     from pyface.label.identities import add_parser as add_identities  # Algorithm 2
 
     add_identities(lsub)
+    label_demo.add_demo_parser(lsub)  # top layer: trains (pyface.train) and labels (pyface.label)
 
 
 def main(argv: list[str] | None = None) -> int:

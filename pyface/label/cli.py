@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-__all__ = ["add_landmarks_parser", "add_fit_index_map_parser", "add_demo_parser", "LABEL_COMMANDS"]
+__all__ = ["add_landmarks_parser", "add_fit_index_map_parser", "LABEL_COMMANDS"]
 
 
 def _labeler(args, views=None):
@@ -98,24 +98,6 @@ def add_fit_index_map_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _demo(args) -> int:
-    from pyface.label.demo import run_label_demo
-
-    m = run_label_demo(args.out, quick=args.quick, seeds=args.seeds)
-    print(json.dumps(m["report"], indent=1))
-    print(f"wrote {args.out}/metrics.json, {args.out}/labeled.png")
-    return 0 if all(m["checks"].values()) or args.quick else 1
-
-
-def add_demo_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("demo", help="Algorithm 1 on SyntheticFaces with hidden labels (2-core CPU, < 10 min)")
-    p.add_argument("--out", default="label_demo_out")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    p.add_argument("--seeds", type=int, default=2, help="labeling repeats over differently seeded held-out sets")
-    p.set_defaults(func=_demo)
-    return p
-
-
 #: The label sub-commands of this module, in help order. ``pyface label identities``
 #: (Algorithm 2) plugs in beside these from its own module (see pyface/cli.py).
-LABEL_COMMANDS = (add_landmarks_parser, add_fit_index_map_parser, add_demo_parser)
+LABEL_COMMANDS = (add_landmarks_parser, add_fit_index_map_parser)

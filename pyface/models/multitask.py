@@ -59,6 +59,8 @@ PRESETS: dict[str, ModelConfig] = {
     "iresnet10-multi-64": ModelConfig("iresnet18", 64, width=8, embedding_dim=128, layers=(1, 1, 1, 1)),
     "iresnet-tiny-multi": ModelConfig("iresnet18", 64, width=8, embedding_dim=32, layers=(1, 1, 1, 1)),
     "resnet18-fld-hpe": ModelConfig("resnet18", 64, tasks=("fld", "hpe"), width=16),
+    # the eye-blink classifier of the labeler (pyface.models.eyeblink): ResNet18 on 32 x 32 eye crops
+    "resnet18-eyeblink": ModelConfig("resnet18", 32, tasks=("eyeblink",)),
 }
 
 
