@@ -299,6 +299,11 @@ def test_checkpoint_net_embeds(tmp_path):
     assert e.shape == (3, 32) and net.dim == 32
     torch.testing.assert_close(e.norm(dim=1), torch.ones(3))
     torch.testing.assert_close(net.embed(x.flip(3)), e, atol=1e-5, rtol=1e-5)
+    # the FR branch alone gives the full model's embedding
+    xs = torch.nn.functional.interpolate((x.float() - 127.5) / 128, size=(64, 64), mode="bilinear",
+                                         align_corners=False, antialias=True)
+    ref = m.eval()(torch.cat([xs, xs.flip(3)]))["embedding"]
+    torch.testing.assert_close(e, torch.nn.functional.normalize(ref[:3] + ref[3:], dim=1), atol=1e-5, rtol=1e-5)
 
 
 def test_unreadable_images_are_counted(data, tmp_path):

@@ -100,12 +100,22 @@ class FRNet:
 
     def describe(self) -> dict:
         """What identifies this net in a resume check (the weights' digest, not the file's name)."""
-        d = {"input_size": self.input_size, "amp": self.amp, "path": self.path}
+        d = {"input_size": self.input_size, "amp": self.amp}
         if isinstance(self.model, torch.nn.Module):
             d["weights"] = self._digest = getattr(self, "_digest", None) or weights_digest(self.model)
         else:
             d["module"] = type(self.model).__name__
         return d
+
+    def _forward(self, x):
+        """The FR branch only of a MultiTaskNet (the other heads' stage-4 copies are skipped)."""
+        m = self.model
+        bp = getattr(m, "branch_points", {}).get("fr")
+        if bp is None:
+            return m(x)
+        for stage in list(m.shared)[:bp + 1]:
+            x = stage(x)
+        return m.heads["fr"](x)
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -116,7 +126,7 @@ class FRNet:
                                                 align_corners=False, antialias=True)
         b = x.shape[0]
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model(torch.cat([x, x.flip(3)]))
+            out = self._forward(torch.cat([x, x.flip(3)]))
         e = (out["embedding"] if isinstance(out, dict) else out).float()
         return torch.nn.functional.normalize(e[:b] + e[b:], dim=1)
 
@@ -895,7 +905,8 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
         "merges": len(merges), "merges_per_dataset_pair": merges_per_pair,
         "thresholds": {"a": float(threshold_a), "b": float(threshold_b), "calibration": calib},
         "semi_identify": semi_stats, "manifest": manifest,
-        "nets": {"a": fa.describe() | {"dim": fa.dim}, "b": fb.describe() | {"dim": fb.dim}},
+        "nets": {"a": fa.describe() | {"dim": fa.dim, "path": fa.path},
+                 "b": fb.describe() | {"dim": fb.dim, "path": fb.path}},
         "device": str(fa.device), "keep_rejected": keep_rejected,
         "seconds": {**timing, "total_s": time.perf_counter() - t_start},
     }
