@@ -122,6 +122,7 @@ def test_end_to_end_merges_known_duplicates(data, tmp_path):
     assert gt["precision"] == 1.0 and gt["recall"] == 1.0, gt
     # 8 + 8 FR identities, 4 shared -> 12; 300W faces: 2 match, 2 new -> 14 persons
     assert s["identities_before_fr"] == 16 and s["identities_after_fr_merge"] == 12
+    assert s["quality"] == {"chained_identities": 0, "old_identities_in_chains": 0, "largest_identity": 3}
     assert s["identities_after"] == 14 and s["merges_per_dataset_pair"] == {"A~B": 4, "merged~300w_lp": 2}
     assert s["semi_identify"]["source_faces"] == 4 and s["datasets"]["300w_lp"]["images"] == 8  # + _Flip
     rows = list(csv.DictReader(open(tmp_path / "o" / "identity_map.csv")))
@@ -169,8 +170,10 @@ def test_keep_rejected_flags_with_nan(data, tmp_path):
 def test_strict_thresholds_merge_nothing_and_loose_overmerge(data, tmp_path):
     s = run(data, tmp_path / "o1", threshold_a=0.9999, threshold_b=0.9999)
     assert s["identities_after"] == 16 and s["ground_truth"]["recall"] == 0.0
-    s = run(data, tmp_path / "o2", threshold_a=-1.0, threshold_b=-1.0)
+    with pytest.warns(RuntimeWarning, match="join several identities of one dataset"):
+        s = run(data, tmp_path / "o2", threshold_a=-1.0, threshold_b=-1.0)
     assert s["identities_after"] == 1 and s["ground_truth"]["precision"] < 0.5
+    assert s["quality"] == {"chained_identities": 1, "old_identities_in_chains": 16, "largest_identity": 16}
     # both spaces must agree: space B alone would merge everything
     s = run(data, tmp_path / "o3", threshold_a=0.8, threshold_b=-1.0)
     assert s["ground_truth"]["precision"] == 1.0 and s["identities_after"] == 12

@@ -58,7 +58,7 @@ from pyface.label.nets import load_model
 from pyface.label.shards import config_hash, open_output, write_json_atomic
 
 __all__ = ["FRNet", "IdentityEmbeddings", "embed_identities", "find_duplicates", "union_find", "merge_identities",
-           "semi_identify_key", "semi_identify_labels", "calibrate_threshold", "pair_precision_recall",
+           "semi_identify_key", "semi_identify_labels", "calibrate_threshold", "pair_precision_recall", "merge_quality",
            "run_identities", "demo_identities", "add_parser", "DEFAULT_FACE_CROP_AREA", "DEFAULT_CHUNK"]
 
 #: Crop of images with known landmarks: area of the square crop / area of the landmark box.
@@ -417,6 +417,23 @@ def pooled(groups: list[IdentityEmbeddings], new_ids: list[np.ndarray], name: st
         sb.index_add_(0, t, torch.from_numpy(np.ascontiguousarray(g.sum_b, np.float64)))
         cnt += np.bincount(ids, weights=g.counts, minlength=n).astype(np.int64)
     return IdentityEmbeddings(name, np.arange(n, dtype=np.int64), sa.numpy(), sb.numpy(), cnt)
+
+
+def merge_quality(groups: list[IdentityEmbeddings], new_ids: list[np.ndarray], skip=(SEMI_NAME,)) -> dict:
+    """Signs of false merges: identities of one dataset are distinct people, so a new
+    identity holding two of them came from a chain through a false match. Returns the
+    number of such new identities, the old identities they hold, and the largest new
+    identity (old identities in it). Groups named in ``skip`` (300W-LP: several source
+    faces may show one person) are not checked."""
+    allnew = np.concatenate([np.asarray(x, np.int64) for x in new_ids]) if new_ids else np.zeros(0, np.int64)
+    n = int(allnew.max()) + 1 if len(allnew) else 0
+    chained = np.zeros(n, bool)
+    for g, x in zip(groups, new_ids):
+        if g.name not in skip:
+            chained |= np.bincount(np.asarray(x, np.int64), minlength=n) > 1
+    sizes = np.bincount(allnew, minlength=n)
+    return {"chained_identities": int(chained.sum()), "old_identities_in_chains": int(sizes[chained].sum()),
+            "largest_identity": int(sizes.max()) if n else 0}
 
 
 # ---------------------------------------------------------------------------- SemiIdentify
@@ -874,6 +891,14 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
     timing["merge_s"] = time.perf_counter() - t0
     all_groups = groups + ([semi_group] if semi_group is not None else [])
     all_new = final_ids + ([semi_new] if semi_new is not None else [])
+    quality = merge_quality(all_groups, all_new, skip=(semi_name,))
+    if quality["chained_identities"]:
+        import warnings
+
+        warnings.warn(f"{quality['chained_identities']} new identities join several identities of one dataset "
+                      f"(largest: {quality['largest_identity']} old identities) -- duplicate chains through false "
+                      "matches; consider stricter thresholds (see summary.json 'quality')", RuntimeWarning,
+                      stacklevel=2)
     for g, nid in zip(all_groups, all_new):
         if g.name == semi_name and semi_group is not None:
             resolver.semi_map = {g.key(i): int(nid[i]) for i in range(len(g))}
@@ -902,7 +927,7 @@ def run_identities(datasets: dict, net_a, net_b, out: str, *, threshold_a: float
         "identities_before_fr": int(sum(len(g) for g in groups)),
         "identities_after_fr_merge": n_merged,
         "identities_after": n_after,
-        "merges": len(merges), "merges_per_dataset_pair": merges_per_pair,
+        "merges": len(merges), "merges_per_dataset_pair": merges_per_pair, "quality": quality,
         "thresholds": {"a": float(threshold_a), "b": float(threshold_b), "calibration": calib},
         "semi_identify": semi_stats, "manifest": manifest,
         "nets": {"a": fa.describe() | {"dim": fa.dim, "path": fa.path},
