@@ -211,9 +211,11 @@ def _unit_batches(units: list[tuple[int, int]], batch_size: int) -> list[list[in
 
 
 def _dataset_spec_desc(spec, dataset) -> dict:
+    from pyface.data import describe_spec
+
     d = {"len": len(dataset), "type": type(dataset).__name__}
-    if isinstance(spec, (str, dict)):
-        d["spec"] = spec
+    if isinstance(spec, (str, dict, os.PathLike)):
+        d["spec"] = describe_spec(spec)
     return d
 
 
