@@ -405,6 +405,7 @@ def test_calibration_from_a_verification_bin(data, tmp_path):
         run(data, tmp_path / "o2", threshold_a=None, threshold_b=None, calibrate=str(tmp_path / "junk.bin"))
 
 
+@pytest.mark.filterwarnings("ignore:.*join several identities of one dataset")  # an untrained net chains
 def test_demo_identities_runs_on_synthetic_faces(tmp_path):
     """The demo's Algorithm-2 step (mechanics; an untrained net: no quality asserted)."""
     from pyface.models import build_model
