@@ -21,7 +21,7 @@ def _net(path=None, size=32):
     net = MultiTaskNet(model_config("resnet18-fld-hpe", input_size=size, width=4, layers=(1, 1, 1, 1)))
     with torch.no_grad():  # non-degenerate random predictions (the heads start at zero)
         for h in net.heads.values():
-            h.fc.weight.normal_(0, 0.3)
+            h.head.fc.weight.normal_(0, 0.3)
     net.eval()
     if path is not None:
         torch.save({"model": net.state_dict(), "model_config": net.config.to_dict()}, path)
@@ -163,3 +163,26 @@ def test_memory_bounded_over_20k_images(tmp_path):
     assert summary["images"] == 20_000 and len(rss) == 10 and summary["accepted"] > 0
     growth = (rss[9] - rss[2]) / 2**20
     assert growth < 40, f"RSS grew by {growth:.0f} MiB between shard 2 and 11 (not streaming?)"
+
+
+def test_manifest_box_column(folder, tmp_path):
+    import pyarrow as pa
+
+    from pyface.data import write_manifest_dataset
+    from pyface.label.landmarks import _boxes
+
+    ds = SyntheticFaces(2, 2, image_size=48, seed=3)
+    path = write_manifest_dataset(str(tmp_path / "m"), [ds[i] for i in range(4)])
+    t = pq.read_table(path)
+    box = [[4.0, 4.0, 44.0, 44.0], [float("nan")] * 4, [0.0, 0.0, 30.0, 30.0], [10.0, 8.0, 40.0, 46.0]]
+    pq.write_table(t.append_column("box", pa.array(box, pa.list_(pa.float32(), 4))), path)
+    m = ManifestDataset(path)
+    got = _boxes(m)
+    assert got.shape == (4, 4) and np.isnan(got[1]).all() and got[3].tolist() == [10, 8, 40, 46]
+    lab = Labeler(str(folder / "net.pt"), mediapipe=False, views=2, threshold=0.6, device="cpu")
+    s = label_dataset(m, lab, tmp_path / "o", progress=False)
+    assert s["images"] == 4
+    img = m[3]["image"].permute(1, 2, 0).numpy().copy()
+    with_box = lab.label_arrays([img], [got[3]], keep_samples=True)["samples"]
+    without = lab.label_arrays([img], keep_samples=True)["samples"]
+    assert not np.allclose(with_box, without)  # the views were cut around the given box

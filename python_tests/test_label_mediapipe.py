@@ -53,3 +53,28 @@ def test_astronaut_with_mediapipe():
     assert eyes < nose < mouth < chin
     assert lm[36:42, 0].mean() < lm[27:36, 0].mean() < lm[42:48, 0].mean()  # eye 36-41 on the image left
     assert lm[17:27, 1].mean() < eyes  # brows above the eyes
+
+
+def test_fit_index_map_cli_on_the_photo(tmp_path):
+    if M.why_unavailable() is not None:
+        pytest.skip(f"MediaPipe face mesh unavailable ({M.why_unavailable()})")
+    skimage_data = pytest.importorskip("skimage.data")
+    import cv2
+    import torch
+
+    from pyface.cli import main
+    from pyface.models import build_model
+
+    crop = skimage_data.astronaut()[30:210, 135:315]  # a loose face crop, as in FR datasets
+    (tmp_path / "img" / "0").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "img" / "0" / "a.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    net = build_model("resnet18-fld-hpe")
+    with torch.no_grad():
+        for h in net.heads.values():
+            h.head.fc.weight.normal_(0, 0.2)
+    torch.save({"model": net.state_dict(), "model_config": net.config.to_dict()}, tmp_path / "net.pt")
+    assert main(["label", "fit-index-map", "--data", str(tmp_path / "img"), "--net", str(tmp_path / "net.pt"),
+                 "--views", "4", "--device", "cpu", "--out", str(tmp_path / "map.json")]) == 0
+    d = json.loads((tmp_path / "map.json").read_text())
+    assert len(d["index_map"]) == 68 and d["fitted_on"]["samples"] >= 1
+    assert d["fitted_on"]["fitted_map_distance"] <= d["fitted_on"]["default_map_distance"]
