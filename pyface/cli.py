@@ -145,9 +145,10 @@ def _add_label(sub) -> None:
     lsub = lab.add_subparsers(dest="label_cmd", required=True)
     for add in label_cli.LABEL_COMMANDS:  # landmarks, fit-index-map (Algorithm 1)
         add(lsub)
+    from pyface.label.identities import add_parser as add_identities  # Algorithm 2
+
+    add_identities(lsub)
     label_demo.add_demo_parser(lsub)  # top layer: trains (pyface.train) and labels (pyface.label)
-    # Algorithm 2 plugs in here: `pyface label identities` (issue 13, second half) adds its
-    # add_parser function, e.g. label_cli.add_identities_parser(lsub), or extends LABEL_COMMANDS.
 
 
 def main(argv: list[str] | None = None) -> int:
