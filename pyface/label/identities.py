@@ -968,10 +968,11 @@ class _Images(torch.utils.data.Dataset):
 
 def demo_identities(out: str, net_a, net_b, *, identities: int = 60, shared: int = 20, images: int = 8,
                     image_size: int = 64, seed: int = 0, identity_offset: int = 10_000, pairs: int = 200,
-                    device=None, progress: bool = False) -> dict:
+                    device=None, progress: bool = False, threshold_a: float | None = None,
+                    threshold_b: float | None = None) -> dict:
     """Algorithm 2 on two synthetic "FR datasets" that share ``shared`` known identities
-    (different images of them), thresholds calibrated on ``pairs`` synthetic verification
-    pairs of other identities; returns the summary with ``ground_truth`` precision/recall
+    (different images of them), thresholds given or (default) calibrated on ``pairs``
+    synthetic verification pairs of other identities; returns the summary with ``ground_truth`` precision/recall
     of the merges. The nets (e.g. two ``pyface demo`` models) should not have seen these
     identities (``identity_offset`` is far from the demo's training ids)."""
     from pyface.data import SyntheticFaces
@@ -987,7 +988,9 @@ def demo_identities(out: str, net_a, net_b, *, identities: int = 60, shared: int
         imgs += [cal[3 * p]["image"], cal[3 * p + 1]["image"], cal[3 * p + 2]["image"], cal[3 * (p + 1) + 2]["image"]]
         same += [True, False]
     return run_identities({"synthetic_a": _Images(d1, 0, images), "synthetic_b": _Images(d2, images, images)},
-                          net_a, net_b, out, calibration_pairs=(torch.stack(imgs), np.array(same)), device=device,
+                          net_a, net_b, out, threshold_a=threshold_a, threshold_b=threshold_b,
+                          calibration_pairs=None if threshold_a is not None else (torch.stack(imgs), np.array(same)),
+                          device=device,
                           progress=progress, ground_truth={"synthetic_a": lambda i: i, "synthetic_b": lambda i: i})
 
 
