@@ -1,6 +1,7 @@
 """Datasets named on the command line: a path or a ``{type: Name, ...}`` mapping.
 
 - ``{type: Name, **kwargs}`` (a dict, or its YAML/JSON text): ``pyface.data.Name(**kwargs)``;
+  a ``transform`` list of ``{type: T, **kwargs}`` becomes ``transforms.Compose([T(**kwargs), ...])``;
 - a ``.parquet`` file: :class:`ManifestDataset`;
 - a ``.rec`` file: :class:`RecordIOFaces`;
 - a folder with ``AFW/`` (or another 300W-LP subset) holding ``.mat`` files: :class:`W300LP`;
@@ -44,6 +45,15 @@ def open_dataset(spec, **kw):
         if not name or not hasattr(D, name) or not isinstance(getattr(D, name), type):
             raise ValueError(f"dataset type {name!r} is not a dataset of pyface.data")
         cls = getattr(D, name)
+        if isinstance(args.get("transform"), list):  # [{type: RandomFaceCrop, ...}, ...] -> transforms.Compose
+            ts = []
+            for t in args["transform"]:
+                t = dict(t)
+                tname = t.pop("type", None)
+                if not tname or not hasattr(D.transforms, tname):
+                    raise ValueError(f"transform type {tname!r} is not in pyface.data.transforms")
+                ts.append(getattr(D.transforms, tname)(**t))
+            args["transform"] = D.transforms.Compose(ts)
         if issubclass(cls, D.base.FaceDataset):
             args = {**kw, **args}
         return cls(**args)

@@ -40,27 +40,14 @@ from pyface.train.tasks import MultiTaskLoss, TaskContext
 
 
 def build_dataset(spec):
-    """A dataset object is returned as is; a dict ``{type: Name, **kwargs}`` calls
-    ``pyface.data.Name(**kwargs)``; a ``transform`` list of ``{type: T, **kwargs}``
-    becomes ``pyface.data.transforms.Compose([T(**kwargs), ...])``."""
-    if spec is None or not isinstance(spec, dict):
+    """A config's dataset: a ``{type: Name, **kwargs}`` mapping is opened by
+    :func:`pyface.data.open_dataset`; anything else (a dataset object, or a placeholder
+    for datasets passed to the Trainer directly) is returned as is."""
+    if not isinstance(spec, dict):
         return spec
-    import pyface.data as D
+    from pyface.data import open_dataset
 
-    kw = dict(spec)
-    name = kw.pop("type", None)
-    if not name or not hasattr(D, name):
-        raise ValueError(f"dataset type {name!r} is not in pyface.data")
-    if isinstance(kw.get("transform"), list):  # [{type: RandomFaceCrop, ...}, ...] -> transforms.Compose
-        ts = []
-        for t in kw["transform"]:
-            t = dict(t)
-            tname = t.pop("type", None)
-            if not tname or not hasattr(D.transforms, tname):
-                raise ValueError(f"transform type {tname!r} is not in pyface.data.transforms")
-            ts.append(getattr(D.transforms, tname)(**t))
-        kw["transform"] = D.transforms.Compose(ts)
-    return getattr(D, name)(**kw)
+    return open_dataset(spec)
 
 
 def _device(name: str) -> torch.device:
