@@ -16,11 +16,14 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 import yaml
 
+import pyface
 from pyface.train import Trainer, resolve_config
 from pyface.train import checkpoint as ckpt
 from pyface.train.sampling import EpochBatchSampler
 
-ROOT = Path(__file__).resolve().parents[1]
+# The pyface under test (the source tree, or the installed wheel in CI): the torchrun
+# workers import it from there, never from the cwd.
+PKG_ROOT = Path(pyface.__file__).resolve().parents[1]
 
 
 def test_epoch_sampler_rank_shares_are_disjoint_and_equal_the_global_batch():
@@ -117,11 +120,11 @@ def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
 
 
 def _torchrun(cfg_file, out, *extra):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(PKG_ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "pyface", "train", "--config", str(cfg_file), "--out-dir", str(out), *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, env=env, cwd=PKG_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
 
 
 def _state(run: Path):
