@@ -29,7 +29,6 @@ geometry_math.h); tests check that the two agree.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 

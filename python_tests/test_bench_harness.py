@@ -3,7 +3,6 @@ interleaving and the ratio arithmetic only)."""
 import argparse
 import math
 
-import pytest
 import torch
 
 from pyface.benchmarks import _harness as H

@@ -1,5 +1,4 @@
 """The eyeblink head, task and recipe (registry peers) and the eye net in the labeler."""
-import numpy as np
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
 """selective_fit against the per-image NumPy loop (the rules verbatim) and the
 vectorised PyTorch reference."""
-import numpy as np
 import pytest
 import torch
 from conftest import devices

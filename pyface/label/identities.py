@@ -41,7 +41,6 @@ dataset/old id of both ends, both similarities), ``summary.json``.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import time
