@@ -75,9 +75,20 @@ def _reuse(path: Path, log) -> bool:
     return False
 
 
+def _net_config(out_dir: Path, recipe: str, seed: int, epochs: int, model: dict, **extra) -> dict:
+    """The demo nets' shared training set-up (CPU, batch 64, lr 0.1 cosine with warm-up)."""
+    from pyface.train import resolve_config
+
+    return resolve_config({
+        "recipe": recipe, "out_dir": str(out_dir), "device": "cpu", "seed": seed, "model": model,
+        "data": {"train": "given", "batch_size": 64, "val_batch_size": 256},
+        "optim": {"lr": 0.1, "schedule": "cosine", "warmup_steps": 50, "min_lr_ratio": 0.01, "epochs": epochs},
+        "checkpoint_every": 200, "val_every_epochs": 100, "tensorboard": False, "progress": True, **extra})
+
+
 def _train_fld(out: Path, quick: bool, log) -> Path:
     from pyface.data import SyntheticFaces
-    from pyface.train import Trainer, resolve_config
+    from pyface.train import Trainer
     from pyface.train.demo import TensorFaces, render
 
     path = out / "fld_hpe" / "model.pt"
@@ -86,13 +97,8 @@ def _train_fld(out: Path, quick: bool, log) -> Path:
     ids, per = (40, 4) if quick else (TRAIN_IDS, TRAIN_PER)
     train = render(SyntheticFaces(ids, per, image_size=IMAGE_SIZE, seed=0), 0)
     val = render(SyntheticFaces(20 if quick else 50, 4, image_size=IMAGE_SIZE, seed=5, identity_offset=50_000), 0)
-    cfg = resolve_config({
-        "recipe": "pretrain-fld-hpe", "out_dir": str(out / "fld_hpe"), "device": "cpu", "seed": 0,
-        "model": {"preset": "resnet18-fld-hpe", "width": 8, "layers": [1, 1, 1, 1]},
-        "data": {"train": "given", "batch_size": 64, "val_batch_size": 256},
-        "optim": {"lr": 0.1, "schedule": "cosine", "warmup_steps": 50, "min_lr_ratio": 0.01,
-                  "epochs": 1 if quick else FLD_EPOCHS},
-        "checkpoint_every": 200, "val_every_epochs": 100, "tensorboard": False, "progress": True})
+    cfg = _net_config(out / "fld_hpe", "pretrain-fld-hpe", 0, 1 if quick else FLD_EPOCHS,
+                      {"preset": "resnet18-fld-hpe", "width": 8, "layers": [1, 1, 1, 1]})
     t0 = time.time()
     m = Trainer(cfg, _RandomViews(train), TensorFaces(val)).fit(resume=True)
     log(f"trained the FLD+HPE net in {time.time() - t0:.0f} s: NME {m.get('nme', float('nan')):.4f}, "
@@ -104,7 +110,7 @@ def _train_fr(out: Path, name: str, seed: int, quick: bool, log) -> Path:
     """A small FR net (recipe stl-fr) for Algorithm 2; the two nets see different
     identities (data seeds) and none of the demo's test identities."""
     from pyface.data import SyntheticFaces
-    from pyface.train import Trainer, resolve_config
+    from pyface.train import Trainer
     from pyface.train.demo import DEMO_M1, DEMO_M2, DEMO_SCALE, TensorFaces, render
 
     path = out / name / "model.pt"
@@ -112,14 +118,8 @@ def _train_fr(out: Path, name: str, seed: int, quick: bool, log) -> Path:
         return path
     ids, per = (20, 4) if quick else (FR_IDS, FR_PER)
     train = render(SyntheticFaces(ids, per, image_size=IMAGE_SIZE, seed=seed), 0)
-    cfg = resolve_config({
-        "recipe": "stl-fr", "out_dir": str(out / name), "device": "cpu", "seed": seed,
-        "model": {"preset": "iresnet10-multi-64"},
-        "tasks": {"fr": {"scale": DEMO_SCALE, "m1": DEMO_M1, "m2": DEMO_M2}},
-        "data": {"train": "given", "batch_size": 64, "val_batch_size": 256},
-        "optim": {"lr": 0.1, "schedule": "cosine", "warmup_steps": 50, "min_lr_ratio": 0.01,
-                  "epochs": 1 if quick else FR_EPOCHS},
-        "checkpoint_every": 200, "val_every_epochs": 100, "tensorboard": False, "progress": True})
+    cfg = _net_config(out / name, "stl-fr", seed, 1 if quick else FR_EPOCHS, {"preset": "iresnet10-multi-64"},
+                      tasks={"fr": {"scale": DEMO_SCALE, "m1": DEMO_M1, "m2": DEMO_M2}})
     t0 = time.time()
     Trainer(cfg, TensorFaces(train, flip=True, num_identities=ids), None).fit(resume=True)
     log(f"trained FR net {name} in {time.time() - t0:.0f} s")
