@@ -59,6 +59,8 @@ PRESETS: dict[str, ModelConfig] = {
     "iresnet18-multi": ModelConfig("iresnet18", 112),
     "iresnet18-multi-small": ModelConfig("iresnet18", 64, width=16, embedding_dim=128),
     "iresnet10-multi-64": ModelConfig("iresnet18", 64, width=8, embedding_dim=128, layers=(1, 1, 1, 1)),
+    # the demo's net: the same layout at 48 x 48, 1.8x less compute per image
+    "iresnet10-multi-48": ModelConfig("iresnet18", 48, width=8, embedding_dim=128, layers=(1, 1, 1, 1)),
     "iresnet-tiny-multi": ModelConfig("iresnet18", 64, width=8, embedding_dim=32, layers=(1, 1, 1, 1)),
     "resnet18-fld-hpe": ModelConfig("resnet18", 64, tasks=("fld", "hpe"), width=16),
     # Pourmirzaei et al.: ResNet50 at 224 x 224 with a HopeNet head (+ SSL heads by the recipe)

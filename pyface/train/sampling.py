@@ -84,6 +84,17 @@ class SeededDataset(Dataset):
         random.seed(seed)
         return self.dataset[index]
 
+    def __getitems__(self, items):
+        """A batch at once (DataLoader calls this with a batch's items). A dataset with
+        ``get_seeded_batch(indices, seeds)`` builds it in one go -- it must return the
+        samples that item-by-item fetching gives with the same seeds, without touching
+        the global RNGs; others are fetched item by item."""
+        fetch = getattr(self.dataset, "get_seeded_batch", None)
+        if fetch is None:
+            return [self[item] for item in items]
+        pairs = [item if isinstance(item, tuple) else (item, item) for item in items]
+        return fetch([i for i, _ in pairs], [s for _, s in pairs])
+
 
 def collate(samples: list[dict]) -> dict:
     """Stack the contract's fields: image uint8 [B,3,H,W], landmarks [B,68,2], pose [B,3],
