@@ -2,6 +2,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <exception>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -17,6 +19,9 @@ void set_num_threads(int n);
 
 // Calls f(begin, end) on contiguous ranges of [0, n) in up to get_num_threads()
 // threads, each range at least `grain` long. The calling thread takes part.
+// Exception-safe: an exception thrown by f in any range is rethrown here (the first
+// range's first) after every thread has joined, and a range whose thread cannot be
+// started runs in the calling thread -- never std::terminate on a joinable thread.
 template <typename F>
 void parallel_for(int64_t n, int64_t grain, F&& f) {
   if (n <= 0) return;
@@ -28,14 +33,31 @@ void parallel_for(int64_t n, int64_t grain, F&& f) {
     return;
   }
   const int64_t step = (n + nt - 1) / nt;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(nt));
+  auto run = [&f, &errors, step, n](int64_t t) {
+    const int64_t b = t * step, e = std::min(n, b + step);
+    if (b >= e) return;
+    try {
+      f(b, e);
+    } catch (...) {
+      errors[static_cast<size_t>(t)] = std::current_exception();
+    }
+  };
   std::vector<std::thread> workers;
   workers.reserve(nt - 1);
-  for (int64_t t = 1; t < nt; ++t) {
-    const int64_t b = t * step, e = std::min(n, b + step);
-    if (b < e) workers.emplace_back([&f, b, e] { f(b, e); });
+  int64_t started = 1;  // ranges [1, started) have a thread
+  for (; started < nt; ++started) {
+    try {
+      workers.emplace_back(run, started);
+    } catch (const std::system_error&) {
+      break;  // no more threads: the caller runs the remaining ranges
+    }
   }
-  f(int64_t(0), std::min(n, step));
+  run(0);
+  for (int64_t t = started; t < nt; ++t) run(t);
   for (auto& w : workers) w.join();
+  for (auto& err : errors)
+    if (err) std::rethrow_exception(err);
 }
 
 // Number of ranges parallel_for(n, grain, ...) would use; lets callers size
