@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pyface.data.base import read_image
-from pyface.data.folder import IMAGE_EXTENSIONS
+from pyface.data.folder import list_class_images
 from pyface.data.sample import DataError
 
 __all__ = ["EYE_POINTS", "EYE_CROP_SIZE", "EYE_CROP_SCALE", "eye_crops", "EyeFolder", "SyntheticEyes"]
@@ -82,17 +82,11 @@ class EyeFolder(torch.utils.data.Dataset):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.on_error = on_error
-        self.files: list[str] = []
-        self.labels: list[int] = []
-        for label, sub in ((0, "open"), (1, "closed")):
-            d = os.path.join(self.root, sub)
-            if not os.path.isdir(d):
+        for sub in ("open", "closed"):  # label 0 = open, 1 = closed
+            if not os.path.isdir(os.path.join(self.root, sub)):
                 raise FileNotFoundError(f"eye folder {self.root} needs sub-folders open/ and closed/ "
                                         f"(missing {sub}/)")
-            for f in sorted(os.listdir(d)):
-                if f.lower().endswith(IMAGE_EXTENSIONS):
-                    self.files.append(os.path.join(sub, f))
-                    self.labels.append(label)
+        self.files, self.labels = list_class_images(self.root, ("open", "closed"))
         if not self.files:
             raise FileNotFoundError(f"no images under {self.root}/open/ or {self.root}/closed/")
         self.skipped: dict[int, str] = {}

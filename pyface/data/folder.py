@@ -10,9 +10,22 @@ from typing import Iterable
 
 from pyface.data.base import FaceDataset, read_image
 
-__all__ = ["ImageFolderFaces", "write_image_folder", "IMAGE_EXTENSIONS"]
+__all__ = ["ImageFolderFaces", "write_image_folder", "list_class_images", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def list_class_images(root: str, classes, extensions=IMAGE_EXTENSIONS) -> tuple[list[str], list[int]]:
+    """Images of ``root/<class>/`` for each class in order, sorted by name: (paths
+    relative to ``root``, class index of each)."""
+    exts = tuple(e.lower() for e in extensions)
+    files, labels = [], []
+    for label, name in enumerate(classes):
+        for f in sorted(os.listdir(os.path.join(root, name))):
+            if f.lower().endswith(exts):
+                files.append(os.path.join(name, f))
+                labels.append(label)
+    return files, labels
 
 
 class ImageFolderFaces(FaceDataset):
@@ -29,14 +42,7 @@ class ImageFolderFaces(FaceDataset):
         exts = tuple(e.lower() for e in extensions)
         self.classes = sorted(d.name for d in os.scandir(self.root) if d.is_dir())
         self.num_identities = len(self.classes)
-        self.files: list[str] = []
-        self.labels: list[int] = []
-        for label, name in enumerate(self.classes):
-            d = os.path.join(self.root, name)
-            for f in sorted(os.listdir(d)):
-                if f.lower().endswith(exts):
-                    self.files.append(os.path.join(name, f))
-                    self.labels.append(label)
+        self.files, self.labels = list_class_images(self.root, self.classes, exts)
         if not self.files:
             raise FileNotFoundError(f"no images ({', '.join(exts)}) under {self.root}/<identity>/")
 

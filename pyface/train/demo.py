@@ -57,32 +57,31 @@ class TensorFaces(Dataset):
         return len(self.s["image"])
 
     def __getitem__(self, i):
-        img, lmk, pose = self.s["image"][i], self.s["landmarks"][i], self.s["pose"][i]
-        if self.flip and torch.rand(()) < 0.5:
-            from pyface.data import mirror_landmarks, mirror_pose
-
-            img = img.flip(-1)
-            lmk = mirror_landmarks(lmk, img.shape[-1])
-            pose = mirror_pose(pose)
-        return {"image": img, "landmarks": lmk, "pose": pose, "identity": self.s["identity"][i], "source": "synthetic"}
+        flip = self.flip and bool(torch.rand(()) < 0.5)
+        return self._take(torch.tensor([i]), torch.tensor([flip]))[0]
 
     def get_seeded_batch(self, indices: list[int], seeds: list[int]) -> list[dict]:
         """The samples ``__getitem__`` gives after ``torch.manual_seed(seed)``, for a whole
         batch at once (pyface.train.sampling.SeededDataset): the per-item Python work was
         a fifth of a training step of the demo net."""
-        idx = torch.as_tensor(indices, dtype=torch.int64)
+        # the first draw of each item's seed, as torch.rand(()) after manual_seed(seed)
+        flip = torch.tensor([self.flip and bool(torch.rand((), generator=torch.Generator().manual_seed(s)) < 0.5)
+                             for s in seeds], dtype=torch.bool)
+        return self._take(torch.as_tensor(indices, dtype=torch.int64), flip)
+
+    def _take(self, idx: torch.Tensor, flip: torch.Tensor) -> list[dict]:
+        """Samples ``idx``, those where ``flip`` is set mirrored (landmarks with the iBUG
+        map, yaw and roll negated)."""
         img, lmk, pose = self.s["image"][idx], self.s["landmarks"][idx], self.s["pose"][idx]
-        if self.flip:
+        if flip.any():
             from pyface.data import mirror_landmarks, mirror_pose
 
-            # the first draw of each item's seed, as torch.rand(()) after manual_seed(seed)
-            f = torch.tensor([bool(torch.rand((), generator=torch.Generator().manual_seed(s)) < 0.5) for s in seeds])
-            img[f] = img[f].flip(-1)
-            lmk[f] = mirror_landmarks(lmk[f], img.shape[-1])
-            pose[f] = mirror_pose(pose[f])
+            img[flip] = img[flip].flip(-1)
+            lmk[flip] = mirror_landmarks(lmk[flip], img.shape[-1])
+            pose[flip] = mirror_pose(pose[flip])
         ident = self.s["identity"][idx]
         return [{"image": img[k], "landmarks": lmk[k], "pose": pose[k], "identity": ident[k], "source": "synthetic"}
-                for k in range(len(indices))]
+                for k in range(len(idx))]
 
 
 def render(dataset, workers: int) -> dict:

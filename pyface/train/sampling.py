@@ -66,8 +66,13 @@ class SeededDataset(Dataset):
     def __len__(self):
         return len(self.dataset)
 
+    @staticmethod
+    def _split(item) -> tuple[int, int]:
+        """(index, seed) of a sampler item; a bare index is its own seed."""
+        return item if isinstance(item, tuple) else (item, item)
+
     def __getitem__(self, item):
-        index, seed = item if isinstance(item, tuple) else (item, item)
+        index, seed = self._split(item)
         if get_worker_info() is None:  # main process: leave the training RNG untouched
             st = (torch.get_rng_state(), np.random.get_state(), random.getstate())
             try:
@@ -92,7 +97,7 @@ class SeededDataset(Dataset):
         fetch = getattr(self.dataset, "get_seeded_batch", None)
         if fetch is None:
             return [self[item] for item in items]
-        pairs = [item if isinstance(item, tuple) else (item, item) for item in items]
+        pairs = [self._split(item) for item in items]
         return fetch([i for i, _ in pairs], [s for _, s in pairs])
 
 
