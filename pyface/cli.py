@@ -26,10 +26,13 @@ def _bench(args) -> int:
 def _train(args) -> int:
     """Single process, or one rank of a ``torchrun`` launch (WORLD_SIZE in the
     environment): an exception on any rank exits that rank non-zero, torchrun then stops
-    the others, and the error is recorded for torchelastic's summary."""
+    the others, and the error is recorded for torchelastic's summary. The process group
+    ends as pyface.distributed.run_job says (after the trainer is gone)."""
     from torch.distributed.elastic.multiprocessing.errors import record
 
-    return record(_train_ranked)(args)
+    from pyface.distributed import run_job
+
+    return run_job(record(_train_ranked), args)
 
 
 def _train_ranked(args) -> int:
@@ -58,9 +61,6 @@ def _train_ranked(args) -> int:
         print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     if main:
         print(f"run folder: {trainer.out}")
-    # Only on success: after an error the process exits and torchrun stops the others
-    # (a collective teardown with a rank gone could block).
-    trainer.dist.shutdown()
     return 0
 
 

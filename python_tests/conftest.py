@@ -42,6 +42,11 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYFACE_STRESS", "0") in ("", "0"):
+        skip_stress = pytest.mark.skip(reason="stress test: run with PYFACE_STRESS=1 pytest -m stress")
+        for item in items:
+            if "stress" in item.keywords:
+                item.add_marker(skip_stress)
     # A CUDA test runs once, not once per CPU path.
     best = _ext.cpu_isa()
     drop = [i for i in items if "cuda" in i.keywords and getattr(i, "callspec", None)

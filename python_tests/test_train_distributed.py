@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import yaml
 
 import pyface
+from pyface.distributed import run_job
 from pyface.train import Trainer, resolve_config
 from pyface.train import checkpoint as ckpt
 from pyface.train.sampling import EpochBatchSampler
@@ -73,13 +74,16 @@ def _rank_worker(rank, port, cfg, out_file):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    tr = Trainer(resolve_config(cfg))
-    _freeze_batchnorm(tr.model)
-    tr.fit()
-    w = tr.loss.tasks["fr"].fr
-    torch.save({"history": tr.history, "model": tr.model.state_dict(), "fr": w.weight.detach().clone(),
-                "span": (w.class_start, w.num_local)}, out_file)
-    tr.dist.shutdown()
+
+    def job():
+        tr = Trainer(resolve_config(cfg))
+        _freeze_batchnorm(tr.model)
+        tr.fit()
+        w = tr.loss.tasks["fr"].fr
+        torch.save({"history": tr.history, "model": tr.model.state_dict(), "fr": w.weight.detach().clone(),
+                    "span": (w.class_start, w.num_local)}, out_file)
+
+    run_job(job)  # as `pyface train` ends a rank
 
 
 def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):

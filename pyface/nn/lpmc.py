@@ -57,6 +57,10 @@ def init_class_centres(num_classes: int, embedding_dim: int, seed: int, start: i
     return out
 
 
+# Newer torch names it reduce_scatter_single (reduce_scatter_tensor warns); same signature.
+_reduce_scatter = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+
+
 def _gather_rows(t: torch.Tensor, sizes: list[int], group) -> torch.Tensor:
     """Concatenation over ranks of t [n_r, ...] (n_r = sizes[r]); padded to max(sizes)
     on the wire because all_gather wants equal shapes."""
@@ -107,7 +111,7 @@ class _ShardedLPMC(torch.autograd.Function):
             rows = torch.cat([torch.arange(n, device=dx.device) + r * bmax for r, n in enumerate(sizes)])
             pad = dx.new_zeros((world * bmax, dx.shape[1])).index_copy_(0, rows, dx)
             mine = dx.new_empty((bmax, dx.shape[1]))
-            dist.reduce_scatter_tensor(mine, pad, op=dist.ReduceOp.SUM, group=group)
+            _reduce_scatter(mine, pad, op=dist.ReduceOp.SUM, group=group)
             dx = mine[:sizes[rank]] * world
         return dx.to(x_dtype), dw, None, None, None, None, None, None, None, None
 

@@ -1,5 +1,6 @@
 """Distributed training plumbing on torch.distributed (one process per device, launched
-by ``torchrun``): process-group setup from the environment, DDP around the model,
+by ``torchrun``): DDP around the model (the process group's set-up and teardown are
+pyface.distributed's),
 gradient bookkeeping for the parameters DDP does not own (the class-sharded LPMC
 centres and any replicated loss parameters), and the per-rank checkpoint split.
 
@@ -14,62 +15,14 @@ process group) together with that shard's optimizer state.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import timedelta
-
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from pyface.distributed import DistContext, setup  # noqa: F401 - re-exported (the trainer's Dist.setup)
+
 __all__ = ["DistContext", "any_rank", "clip_grad_norm", "grad_scaler", "is_sharded", "mean_over_ranks", "merge_state",
            "setup", "sharded_params", "split_state", "sync_replicated_grads", "wrap_model"]
-
-
-@dataclass
-class DistContext:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    group: object = None        # the default process group when distributed, else None
-    backend: str | None = None
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def shutdown(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def setup(device: torch.device) -> tuple[DistContext, torch.device]:
-    """Initialise the default process group from torchrun's environment (once) and pick
-    this rank's device: ``cuda`` / ``auto`` become cuda:LOCAL_RANK. Single-process when
-    WORLD_SIZE is unset or 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistContext(), device
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if not dist.is_initialized():
-        # Rank 0 validates and writes plots while the others wait in the next
-        # collective: a timeout well above a validation pass.
-        minutes = float(os.environ.get("PYFACE_DIST_TIMEOUT_MIN", "60"))
-        dist.init_process_group(backend, timeout=timedelta(minutes=minutes),
-                                device_id=device if device.type == "cuda" else None)
-    return DistContext(rank, world, local, dist.group.WORLD, backend), device
 
 
 def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
