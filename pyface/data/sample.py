@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pyface.data_files.mean_shape_68 import IBUG68_FLIP
+from pyface.errors import DataError
 
 __all__ = [
     "NUM_LANDMARKS", "MIRROR_68", "DataError", "make_sample", "check_sample",
@@ -35,11 +36,6 @@ NUM_LANDMARKS = 68
 #: (left eye <-> right eye, ...). Defined once, next to the mean shape, in
 #: ``pyface.data_files.mean_shape_68.IBUG68_FLIP`` (pyface.geometry uses the same table).
 MIRROR_68: tuple[int, ...] = tuple(int(i) for i in IBUG68_FLIP)
-
-
-class DataError(ValueError):
-    """A sample that cannot be used: unreadable/corrupt image, missing file, or
-    labels out of range. The message names the dataset, index and file."""
 
 
 def unknown_landmarks() -> torch.Tensor:

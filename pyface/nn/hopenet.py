@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pyface.ops import _validate as V
+from pyface import checks as V
 
 __all__ = ["ANGLE_RANGE", "OUT_OF_RANGE", "bin_centres", "hopenet_angles", "hopenet_bins", "hopenet_loss",
            "num_bins", "pose_regression_loss"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from pyface.ops import _validate as V
+from pyface import checks as V
 from pyface.ops._ext import call, cuda_path, dtype_code, ptr
 from pyface.ops._gemm import mm_t_into
 

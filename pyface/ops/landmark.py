@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from pyface.data_files.mean_shape_68 import MEAN_SHAPE_68
-from pyface.ops import _validate as V
+from pyface import checks as V
 from pyface.ops._ext import acc_dtype, call, ptr
 
 __all__ = ["landmark_loss", "pose_loss", "WING_W", "WING_EPS"]

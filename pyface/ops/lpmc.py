@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from pyface.ops import _validate as V
+from pyface import checks as V
 from pyface.ops._ext import acc_dtype, call, cuda_path, dtype_code, ptr
 from pyface.ops._gemm import mm_acc, mm_t_into
 

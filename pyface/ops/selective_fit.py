@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from pyface.ops import _validate as V
+from pyface import checks as V
 from pyface.ops._ext import acc_dtype, call, ptr
 
 __all__ = ["selective_fit", "SELECTIVE_FIT_THRESHOLD", "SELECTIVE_FIT_KEEP"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pyface.ops import _validate as V
+from pyface import checks as V
 
 __all__ = ["BARLOW_LAMBDA", "barlow_twins_loss"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from pyface.ops import _validate as V
+from pyface import checks as V
 
 __all__ = ["MODES", "tile_transform", "untile_transform"]
 

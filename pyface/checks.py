@@ -1,5 +1,6 @@
-"""Argument checks shared by the ops: each raises ValueError/TypeError naming the
-argument, before any kernel runs."""
+"""Argument checks for the whole package (tensors, numbers): each raises
+ValueError/TypeError naming the argument, before any work runs (for the ops: before
+any kernel)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
