@@ -4,6 +4,7 @@ statistical check is tools/dist_exit_stress.py (the `stress` test below, a CI st
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -22,8 +23,10 @@ def _env(**extra):
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
+    # cwd outside the repository: `python -c` puts the cwd first on sys.path, and a
+    # source checkout there (CI's clone, without a built _C) would shadow the pyface under test
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=_env(**env), timeout=300)
+                          env=_env(**env), timeout=300, cwd=tempfile.gettempdir())
 
 
 # One process, world size 1 (a real gloo group and real gloo worker threads): the
@@ -37,7 +40,6 @@ _JOB = """
 
     def job():
         init_process_group("gloo")  # what setup() does with WORLD_SIZE > 1
-        assert dist.is_initialized() and gloo_worker_threads() > 0
         import torch._dynamo  # what pyface's first op does: pins the group unless setup() prevented it
         ctx = DistContext(0, 2, 0, dist.group.WORLD, "gloo")  # wrap_model wraps only "when distributed"
         model = wrap_model(torch.nn.Linear(4, 3), ctx, torch.device("cpu"))
@@ -45,6 +47,7 @@ _JOB = """
         for _ in range(3):
             x = torch.randn(6, 4)
             head(model(x), torch.randint(0, 5, (6,)), torch.zeros(6, 3)).backward()
+        assert gloo_worker_threads() > 0  # (started with the group or at its first collective)
         return "done"
 
     print(run_job(job), "threads left", gloo_worker_threads(), flush=True)
@@ -66,6 +69,7 @@ def test_without_the_early_import_the_group_outlives_destroy():
         from pyface.distributed import gloo_worker_threads
         dist.init_process_group("gloo", rank=0, world_size=1)
         import torch.distributed.nn.functional  # after the group exists
+        dist.all_reduce(torch.ones(2))
         dist.destroy_process_group()
         import gc; gc.collect()
         print("threads left", gloo_worker_threads())
