@@ -99,6 +99,7 @@ def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
     ranks = [torch.load(tmp_path / f"r{r}.pt") for r in range(2)]
     one = Trainer(resolve_config(_cfg(tmp_path / "one", data={"batch_size": 8})))
     _freeze_batchnorm(one.model)
+    m0 = {k: v.detach().clone() for k, v in one.model.state_dict().items()}
     one.fit()
     h2, h1 = ranks[0]["history"], one.history
     assert len(h1) == len(h2) == 3
@@ -109,18 +110,27 @@ def test_two_ranks_equal_one_process_with_the_global_batch(tmp_path):
         errs[k] = float(((a - b).abs() / b.abs()).max())
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     m1 = one.model.state_dict()
-    worst = 0.0
+    worst = worst_update = 0.0
     for k, v in ranks[0]["model"].items():
         if v.is_floating_point():
-            torch.testing.assert_close(v, m1[k], rtol=1e-4, atol=1e-5)
-            worst = max(worst, float((v - m1[k]).abs().max()))
+            # Relative to what 3 steps changed: the two sides sum the gradient over the
+            # batch in a different order (and oneDNN may pick another convolution
+            # algorithm for a batch of 4 than of 8), so single elements differ by fp32
+            # noise (seen: 2.7e-5 of a 0.03 weight); a wrong gradient would be off by
+            # the size of the update itself.
+            diff = float((v - m1[k]).abs().max())
+            update = float((m1[k] - m0[k]).abs().max())
+            assert diff <= 1e-2 * update + 1e-6, (k, diff, update)
+            worst = max(worst, diff)
+            worst_update = max(worst_update, diff / update if update else 0.0)
         assert torch.equal(v, ranks[1]["model"][k])  # DDP keeps the replicas identical
     w1 = one.loss.tasks["fr"].fr.weight.detach()
     for r in ranks:
         s, n = r["span"]
         torch.testing.assert_close(r["fr"], w1[s:s + n], rtol=1e-4, atol=1e-5)
         worst = max(worst, float((r["fr"] - w1[s:s + n]).abs().max()))
-    print(f"2 ranks vs 1 process, 3 steps: max rel err of logged losses {errs}, max abs weight diff {worst:.3g}")
+    print(f"2 ranks vs 1 process, 3 steps: max rel err of logged losses {errs}, max abs weight diff {worst:.3g} "
+          f"({worst_update:.3g} of the update)")
 
 
 def _torchrun(cfg_file, out, *extra):
