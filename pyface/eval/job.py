@@ -1,70 +1,30 @@
-"""``pyface eval verification|ijbc|pose|landmarks|fps|all|demo``.
-
-Examples (real test sets)::
-
-    # lfw.bin, cfp_fp.bin, agedb_30.bin of insightface's faces_emore folder
-    pyface eval verification --checkpoint run/model.pt --data-root /data/faces_emore
-    pyface eval ijbc --checkpoint run/model.pt --ijbc /data/IJBC                     # meta/ + loose_crop/
-    pyface eval pose --checkpoint run/ --aflw2000 /data/AFLW2000 --biwi /data/BIWI_test.npz
-    pyface eval landmarks --checkpoint run/ --aflw2000 /data/AFLW2000
-    pyface eval fps --checkpoint run/model.pt
-    pyface eval all --checkpoint run/model.pt --data-root /data/eval --out eval_out  # report.md + report.json + PNGs
-    pyface eval demo --checkpoint demo_out/model.pt                                  # synthetic copies of every format
+"""``pyface eval``'s job, one place for each step: which benchmark suites a request
+needs (:func:`select_suites`, also for the evaluation demo), opening their readers before
+any inference (:func:`open_suites`), running them (:func:`evaluate`) and the summary
+lines (:func:`summary`). The command line is pyface/cli/eval.py.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import time
-from pathlib import Path
 
-COMMANDS = ("verification", "ijbc", "pose", "landmarks", "fps", "all", "demo")
+from pyface.errors import DataError
 
+__all__ = ["WHAT", "evaluate", "open_suites", "select_suites", "summary"]
 
-def add_parser(sub) -> None:
-    e = sub.add_parser("eval", help="evaluate a checkpoint on the papers' benchmarks (report.md, report.json, PNGs)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("what", choices=COMMANDS)
-    e.add_argument("--checkpoint", required=True, help="model.pt, checkpoints/last.pt or a pyface train run folder")
-    e.add_argument("--data-root", default=None, help="folder with *.bin, IJBC/, AFLW2000/, BIWI*.npz")
-    e.add_argument("--bin", action="append", default=None, help="a verification .bin (repeatable)")
-    e.add_argument("--ijbc", default=None, help="IJB-C root (meta/, loose_crop/)")
-    e.add_argument("--aflw2000", default=None, help="AFLW2000-3D folder (.jpg + .mat)")
-    e.add_argument("--biwi", default=None, help="BIWI .npz (image, pose)")
-    e.add_argument("--out", default=None, help="output folder (default: eval_out, demo: <checkpoint dir>/eval_demo)")
-    e.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-    e.add_argument("--batch-size", type=int, default=64)
-    e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    e.add_argument("--no-amp", action="store_true", help="fp32 inference on CUDA")
-    e.add_argument("--no-faceness", action="store_true", help="IJB-C: do not weight features by the detector score")
-    e.add_argument("--limit-deg", type=float, default=99.0, help="pose: keep samples with |angles| <= this")
-    e.add_argument("--fps-repeats", type=int, default=10)
-    e.add_argument("--fps-batches", default="1,64", help="comma-separated batch sizes for FPS")
-    e.add_argument("--no-progress", action="store_true")
-    e.add_argument("--cache", default=None,
-                   help="inference shard cache, so a killed run resumes (default: <out>/cache; '' to disable)")
-    e.set_defaults(func=run)
+#: What ``pyface eval`` evaluates: one benchmark family, ``fps`` alone, or ``all``.
+WHAT = ("verification", "ijbc", "pose", "landmarks", "fps", "all")
 
 
-def run(args) -> int:
-    from pyface.eval import runner, suites
-    from pyface.eval.report import write_report
+def select_suites(what: str, model, test_sets) -> set[str]:
+    """The parts of ``test_sets`` (pyface.eval.suites.TestSets) that ``what`` evaluates
+    for ``model``: a named benchmark needs its part (and the model output it measures);
+    ``all`` takes whatever is present and usable by the model's heads."""
+    from pyface.eval import runner
 
-    if args.what == "demo":
-        from pyface.eval.demo import run_demo
-
-        out = args.out or str(Path(runner.find_checkpoint(args.checkpoint)).parent / "eval_demo")
-        res = run_demo(args.checkpoint, out, device=args.device, progress=not args.no_progress)
-        print(f"wrote {out}/report.md, report.json, PNGs ({res['seconds']:.0f} s)")
-        return 0
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    device = runner.device_for(args.device)
-    model = runner.load_model(args.checkpoint, device)  # fails fast on a bad checkpoint
-    ts = suites.find_test_sets(args.data_root, args.bin, args.ijbc, args.aflw2000, args.biwi)
-    need = {"verification": {"verification"}, "ijbc": {"ijbc"}, "pose": {"aflw2000", "biwi"},
-            "landmarks": {"aflw2000"}, "fps": set()}.get(args.what)
-    if args.what == "all":  # whatever is present and usable by this model's heads
+    if what not in WHAT:
+        raise ValueError(f"what must be one of {WHAT}, got {what!r}")
+    ts = test_sets
+    if what == "all":
         outs = runner.model_outputs(model)
         need = set()
         if "embedding" in outs:
@@ -73,33 +33,23 @@ def run(args) -> int:
             need.add("aflw2000")
         if "pose" in outs and ts.biwi:
             need.add("biwi")
-    elif args.what == "pose":
-        need = {p for p, have in (("aflw2000", ts.aflw2000), ("biwi", ts.biwi)) if have} or {"aflw2000"}
+        return need
+    if what == "pose":
         runner.require_outputs(model, ["pose"], "head pose evaluation")
-    elif args.what == "landmarks":
+        return {p for p, have in (("aflw2000", ts.aflw2000), ("biwi", ts.biwi)) if have} or {"aflw2000"}
+    if what == "landmarks":
         runner.require_outputs(model, ["landmarks"], "landmark evaluation")
-    data = ts.open(need)  # every reader checks its files before any inference
-    out = args.out or "eval_out"
-    cache = os.path.join(out, "cache") if args.cache is None else (args.cache or None)
-    results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size, workers=args.workers,
-                       cache_dir=cache,
-                       amp=not args.no_amp, faceness=not args.no_faceness, limit_deg=args.limit_deg,
-                       fps_repeats=args.fps_repeats, fps_batches=_ints(args.fps_batches, "--fps-batches"),
-                       progress=not args.no_progress)
-    paths = write_report(results, out)
-    print(summary(results))
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return {"verification": {"verification"}, "ijbc": {"ijbc"}, "landmarks": {"aflw2000"}, "fps": set()}[what]
 
 
-def _ints(text: str, name: str) -> tuple[int, ...]:
+def open_suites(test_sets, need: set[str]) -> dict:
+    """The readers of the ``need``ed parts; every reader checks its files first, so a
+    missing or malformed test set fails here, before any inference, as a DataError
+    naming it."""
     try:
-        vals = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise ValueError(f"{name} must be positive, got {text!r}")
-    return vals
+        return test_sets.open(need)
+    except FileNotFoundError as exc:  # TestSets.open names the flag or path that is missing
+        raise DataError(str(exc)) from exc
 
 
 def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, amp=True, faceness=True,
