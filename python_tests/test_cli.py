@@ -9,16 +9,22 @@ from pathlib import Path
 import pytest
 import torch
 
+import pyface
 from pyface import cli
 from pyface.cli.command import COMMANDS, Command, Group
 from pyface.errors import ConfigError, UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses import the pyface under test (the source tree, or the installed wheel in
+# CI) and run in a temporary folder, never from the cwd's source tree.
+PKG_ROOT = Path(pyface.__file__).resolve().parents[1]
 COMMAND_NAMES = [n for n, c in cli.commands().items() if isinstance(c, Command)]
 
 
-def _env():
-    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def _run(args, tmp_path, **kw):
+    path = [str(PKG_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    return subprocess.run([sys.executable, *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, **kw)
 
 
 def _one_error_line(capsys, prog: str) -> str:
@@ -132,15 +138,12 @@ def test_bug_traceback_and_exit_codes_of_the_program(tmp_path):
     code = ("import sys\nfrom pyface import cli\nfrom pyface.cli.command import COMMANDS, Command\n"
             "class C(Command):\n    name, help = 'zz', 'x'\n    def run(self, args):\n        {body}\n"
             "COMMANDS.register('zz', C())\nsys.exit(cli.main(['zz']))\n")
-    bug = subprocess.run([sys.executable, "-c", code.format(body="return 1 / 0")], env=_env(), capture_output=True,
-                         text=True, timeout=120)
+    bug = _run(["-c", code.format(body="return 1 / 0")], tmp_path)
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "ZeroDivisionError" in bug.stderr
-    user = subprocess.run([sys.executable, "-c", code.format(
-        body="from pyface.errors import DataError; raise DataError('img.jpg: cannot decode')")], env=_env(),
-        capture_output=True, text=True, timeout=120)
+    raise_data_error = "from pyface.errors import DataError; raise DataError('img.jpg: cannot decode')"
+    user = _run(["-c", code.format(body=raise_data_error)], tmp_path)
     assert user.returncode == 2 and user.stderr == "pyface zz: error: img.jpg: cannot decode\n"
-    unknown = subprocess.run([sys.executable, "-m", "pyface", "train", "--config", "x", "--epochs", "3"],
-                             env=_env(), capture_output=True, text=True, timeout=120)
+    unknown = _run(["-m", "pyface", "train", "--config", "x", "--epochs", "3"], tmp_path)
     assert unknown.returncode == 2 and unknown.stderr.startswith("pyface train: error: unknown option --epochs")
 
 
@@ -179,17 +182,15 @@ _NO_TORCH = ("import runpy, sys\nsys.argv = ['pyface', *sys.argv[1:]]\ntry:\n"
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["demo", "--help"], ["label", "--help"],
                                   *[[*n.split(), "--help"] for n in COMMAND_NAMES]], ids=" ".join)
-def test_help_does_not_import_torch(argv):
-    r = subprocess.run([sys.executable, "-c", _NO_TORCH, *argv], env=_env(), capture_output=True, text=True,
-                       timeout=120)
+def test_help_does_not_import_torch(argv, tmp_path):
+    r = _run(["-c", _NO_TORCH, *argv], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip().endswith("EXIT 0 HEAVY []"), r.stdout[-500:]
     assert "usage: pyface" in r.stdout
 
 
-def test_label_package_is_lazy():
-    r = subprocess.run([sys.executable, "-c", "import sys, pyface.label, pyface.cli.label; "
-                        "print('torch' in sys.modules)"], env=_env(), capture_output=True, text=True, timeout=120)
+def test_label_package_is_lazy(tmp_path):
+    r = _run(["-c", "import sys, pyface.label, pyface.cli.label; print('torch' in sys.modules)"], tmp_path)
     assert r.stdout.strip() == "False", r.stderr
 
 
@@ -254,8 +255,8 @@ def test_checkpoint_reshard_command(tmp_path, capsys):
     assert cli.main(["checkpoint", "reshard", str(tmp_path / "none.pt"), "--world-size", "1", "--out", "x"]) == 2
     assert "checkpoint: checkpoint not found" in _one_error_line(capsys, "pyface checkpoint reshard")
     # the old spelling still works, with a note
-    r = subprocess.run([sys.executable, "-m", "pyface.train.checkpoint", str(last), "--world-size", "1", "--out",
-                        str(tmp_path / "old")], env=_env(), capture_output=True, text=True, timeout=300)
+    r = _run(["-m", "pyface.train.checkpoint", str(last), "--world-size", "1", "--out", str(tmp_path / "old")],
+             tmp_path)
     assert r.returncode == 0, r.stderr
     assert "is now 'pyface checkpoint reshard'" in r.stderr and (tmp_path / "old" / "last.pt").is_file()
     assert torch.equal(ckpt.load(tmp_path / "old" / "last.pt")["loss"]["w"], w)
