@@ -1,18 +1,20 @@
-"""`pyface demo --seed` and the per-seed / per-CPU-path runner (tools/demo_seeds.py)."""
+"""`pyface demo --seed` (the mtl demo, pyface.demos.mtl) and the per-seed / per-CPU-path runner
+(tools/demo_seeds.py)."""
 import importlib.util
 from pathlib import Path
 
-from pyface.cli import build_parser
-from pyface.train.demo import demo_config
+from pyface.cli import parse_args
+from pyface.demos.mtl import demo_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_seed_reaches_the_training_config():
-    args = build_parser().parse_args(["demo", "--seed", "3", "--out", "x"])
-    assert args.seed == 3
+    cmd, args = parse_args(["demo", "--seed", "3", "--out", "x"])  # `pyface demo` is `pyface demo mtl`
+    assert cmd.name == "demo mtl" and args.seed == 3 and args.out == "x"
     assert demo_config("x", seed=args.seed)["seed"] == 3
-    assert build_parser().parse_args(["demo"]).seed == 0
+    cmd, args = parse_args(["demo"])
+    assert cmd.name == "demo mtl" and args.seed == 0 and args.out == "demo_out"
 
 
 def _demo_seeds():
@@ -43,7 +45,8 @@ def test_verification_uses_flip_sum_embeddings_and_every_genuine_pair():
     from pyface.data import SyntheticFaces
     from pyface.eval import metrics as M
     from pyface.models import MultiTaskNet, model_config
-    from pyface.train.demo import render, verification
+    from pyface.demos.mtl import verification
+    from pyface.demos.rendered import render
 
     torch.manual_seed(0)
     model = MultiTaskNet(model_config("iresnet-tiny-multi", input_size=32)).eval()
@@ -75,7 +78,7 @@ def test_batched_fetch_equals_item_by_item_fetch():
     import torch
 
     from pyface.data import SyntheticFaces
-    from pyface.train.demo import TensorFaces, render
+    from pyface.demos.rendered import TensorFaces, render
     from pyface.train.sampling import EpochBatchSampler, SeededDataset
 
     data = render(SyntheticFaces(10, 6, image_size=32, seed=0), 0)

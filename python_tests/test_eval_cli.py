@@ -7,7 +7,7 @@ import torch
 
 from pyface.data import IJBC, SyntheticFaces
 from pyface.eval import runner
-from pyface.eval.demo import ID_OFFSET, write_demo_data
+from pyface.demos.eval import ID_OFFSET, write_demo_data
 from pyface.models import build_model
 
 
@@ -95,7 +95,8 @@ def test_demo_ijbc_alignment_restores_faces(demo_root):
 
 
 def test_cli_all_and_bad_input(tmp_path, demo_root, capsys):
-    from pyface.cli import main
+    from pyface.cli import main, run
+    from pyface.errors import DataError
 
     _save(tmp_path / "model.pt")
     out = tmp_path / "out"
@@ -115,9 +116,17 @@ def test_cli_all_and_bad_input(tmp_path, demo_root, capsys):
     # a checkpoint without the pose head: pose evaluation refuses before any inference
     _save(tmp_path / "fr.pt", tasks=("fr",))
     with pytest.raises(ValueError, match=r"fr.pt: head pose evaluation needs .*'pose'"):
-        main(["eval", "pose", "--checkpoint", str(tmp_path / "fr.pt"), "--data-root", str(demo_root)])
-    with pytest.raises(FileNotFoundError, match="no IJB-C folder"):
-        main(["eval", "ijbc", "--checkpoint", str(tmp_path / "model.pt"), "--data-root", str(tmp_path)])
+        run(["eval", "pose", "--checkpoint", str(tmp_path / "fr.pt"), "--data-root", str(demo_root)])
+    with pytest.raises(DataError, match="no IJB-C folder"):
+        run(["eval", "ijbc", "--checkpoint", str(tmp_path / "model.pt"), "--data-root", str(tmp_path)])
+    # through the program: a user error is one line on stderr and exit code 2
+    capsys.readouterr()
+    assert main(["eval", "ijbc", "--checkpoint", str(tmp_path / "model.pt"), "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyface eval: error: no IJB-C folder") and err.count("\n") == 1
+    assert main(["eval", "all", "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"pyface eval: error: --checkpoint: checkpoint not found: {tmp_path / 'nope.pt'}\n"
 
 
 def test_infer_cache_resumes(tmp_path, demo_root):

@@ -9,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pyface.cli import main
+from pyface.cli import main, run
 from pyface.data import ManifestDataset, SyntheticFaces, write_image_folder
+from pyface.errors import UsageError
 from pyface.label import Labeler
 from pyface.label.landmarks import LABEL_SCHEMA, label_dataset
 from pyface.models import MultiTaskNet, model_config
@@ -107,17 +108,17 @@ def test_bad_input(folder, tmp_path):
     args = ["label", "landmarks", "--data", str(bad), "--net", str(folder / "net.pt"), "--no-mediapipe",
             "--views", "2", "--workers", "0", "--no-progress", "--device", "cpu"]
     with pytest.raises(ValueError, match="1.jpg"):
-        main(args + ["--out", str(tmp_path / "o1")])
+        run(args + ["--out", str(tmp_path / "o1")])
     assert not any(f.startswith("part-") for f in os.listdir(tmp_path / "o1"))  # nothing half-written
     assert main(args + ["--out", str(tmp_path / "o2"), "--on-error", "skip"]) == 0
     s = json.loads((tmp_path / "o2" / "summary.json").read_text())
     assert s["images"] == 2 and s["rejection_causes"]["unreadable"] == 1
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        main(args + ["--out", str(tmp_path / "o3"), "--data", str(tmp_path / "nowhere")])
+    with pytest.raises(UsageError, match="--data: dataset not found: .*nowhere"):
+        run(args + ["--out", str(tmp_path / "o3"), "--data", str(tmp_path / "nowhere")])
     fr = MultiTaskNet(model_config("iresnet-tiny-multi", tasks=["fr"]))
     torch.save({"model": fr.state_dict(), "model_config": fr.config.to_dict()}, tmp_path / "fr.pt")
     with pytest.raises(ValueError, match="fr.pt.*'hpe'"):
-        main(args + ["--out", str(tmp_path / "o4"), "--net", str(tmp_path / "fr.pt")])
+        run(args + ["--out", str(tmp_path / "o4"), "--net", str(tmp_path / "fr.pt")])
     with pytest.raises(ValueError, match="empty"):
         label_dataset([], Labeler(_net(), mediapipe=False, views=1), tmp_path / "o5")
     assert not (tmp_path / "o5").exists()

@@ -1,4 +1,4 @@
-"""`pyface label demo --quick`: the embedded end-to-end job runs and reports."""
+"""`pyface demo label --quick`: the embedded end-to-end job runs and reports."""
 import json
 
 import pytest
@@ -8,7 +8,7 @@ from pyface.cli import main
 
 @pytest.mark.slow
 def test_label_demo_quick(tmp_path, capsys):
-    assert main(["label", "demo", "--out", str(tmp_path), "--quick", "--seeds", "1"]) == 0
+    assert main(["demo", "label", "--out", str(tmp_path), "--quick", "--seeds", "1"]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert (tmp_path / "labeled.png").stat().st_size > 1000
     assert (tmp_path / "nets" / "fld_hpe" / "model.pt").is_file()
@@ -18,5 +18,5 @@ def test_label_demo_quick(tmp_path, capsys):
     assert set(m["checks"]) >= {"accepts_some", "alg1_nme_better_than_single_view"}
     assert "acceptance_rate" in capsys.readouterr().out
     # a second run reuses the trained nets and the labeled shards
-    assert main(["label", "demo", "--out", str(tmp_path), "--quick", "--seeds", "1"]) == 0
+    assert main(["demo", "label", "--out", str(tmp_path), "--quick", "--seeds", "1"]) == 0
     assert "reusing" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Algorithm 2 (pyface.label.identities): duplicate identities across FR datasets.
+"""Algorithm 2 (pyface.label.identities, ``pyface label identities``): duplicate identities across FR
+datasets.
 
 The datasets are written to disk in the real formats (image folder, RecordIO, 300W-LP);
 each image shows one "person" as a random colour pattern plus noise, and the two FR
@@ -17,6 +18,7 @@ import torch
 from pyface.data import ImageFolderFaces, RecordIOFaces, open_dataset, read_manifest, write_300wlp, write_image_folder
 from pyface.data import write_recordio
 from pyface.data.manifest import ManifestDataset
+from pyface.errors import ConfigError, DataError, OutputError, UsageError
 from pyface.label import identities as I
 from pyface.label.landmarks import _ref
 
@@ -110,7 +112,8 @@ def run(data, out, **kw):
     na, nb = nets()
     args = dict(threshold_a=0.8, threshold_b=0.8, ground_truth=truth(), progress=False, batch_size=5, chunk_size=7)
     args.update(kw)
-    return I.run_identities({"A": str(data / "A"), "B": str(data / "B" / "train.rec")}, na, nb, str(out), **args)
+    return I.run_identities(I.IdentitiesConfig({"A": str(data / "A"), "B": str(data / "B" / "train.rec")}, na, nb,
+                                               str(out), **args))
 
 
 def test_end_to_end_merges_known_duplicates(data, tmp_path):
@@ -229,7 +232,7 @@ def test_kill_and_resume_gives_the_same_result(data, tmp_path):
     with pytest.raises(Killed):
         run(data, tmp_path / "r", on_unit=kill_after_two)
     assert len([f for f in os.listdir(tmp_path / "r" / "embeddings" / "A") if f.endswith(".parquet")]) == 2
-    with pytest.raises(ValueError, match="--resume"):
+    with pytest.raises(OutputError, match="already holds a run; set resume"):
         run(data, tmp_path / "r")
     done = []
     resumed = run(data, tmp_path / "r", resume=True, on_unit=done.append)
@@ -245,35 +248,53 @@ def test_kill_and_resume_gives_the_same_result(data, tmp_path):
 def test_bad_input_errors_before_work(data, tmp_path):
     na, nb = nets()
     ok = {"A": str(data / "A")}
-    with pytest.raises(ValueError, match="--threshold-a and --threshold-b, or --calibrate"):
-        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5)
-    with pytest.raises(ValueError, match="not both"):
-        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5, calibrate="x.bin")
-    with pytest.raises(ValueError, match=r"--threshold-b must be a cosine similarity in \[-1, 1\]"):
-        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=1.5)
-    with pytest.raises(FileNotFoundError, match="--dataset B"):
-        I.run_identities({**ok, "B": str(tmp_path / "nope")}, na, nb, str(tmp_path / "o"), threshold_a=0.5,
-                         threshold_b=0.5)
-    with pytest.raises(ValueError, match="expected NAME=SPEC"):
-        I._parse_dataset_args(["vggface2"])
-    with pytest.raises(ValueError, match="given twice"):
-        I._parse_dataset_args(["a=x", "a=y"])
-    with pytest.raises(ValueError, match="reserved for --semi-identify"):
-        I.run_identities({"300w_lp": str(data / "A")}, na, nb, str(tmp_path / "o"), threshold_a=0.5,
-                         threshold_b=0.5, semi_identify=str(data / "W"))
+
+    def job(datasets=ok, **kw):
+        return I.run_identities(I.IdentitiesConfig(datasets, na, nb, str(tmp_path / "o"), **kw))
+
+    # errors name the configuration fields (the command line's name its flags: test_cli)
+    with pytest.raises(ConfigError, match="threshold_a and threshold_b, or calibrate"):
+        job(threshold_a=0.5)
+    with pytest.raises(ConfigError, match="not both"):
+        job(threshold_a=0.5, threshold_b=0.5, calibrate="x.bin")
+    with pytest.raises(ConfigError, match=r"threshold_b must be a cosine similarity in \[-1, 1\]"):
+        job(threshold_a=0.5, threshold_b=1.5)
+    with pytest.raises(DataError, match=r"datasets\['B'\]: dataset not found"):
+        job({**ok, "B": str(tmp_path / "nope")}, threshold_a=0.5, threshold_b=0.5)
+    with pytest.raises(ConfigError, match=r"datasets\['300w_lp'\]: the name '300w_lp' is reserved for semi_identify"):
+        job({"300w_lp": str(data / "A")}, threshold_a=0.5, threshold_b=0.5, semi_identify=str(data / "W"))
     # Algorithm-1 shards from a dataset that is not given
     write_alg1_shards(tmp_path / "lm", [("vgg", RecordIOFaces(str(data / "B" / "train.rec")))])
-    with pytest.raises(ValueError, match="source 'vgg'.*matches no --dataset"):
-        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5,
-                         landmarks=str(tmp_path / "lm"))
+    with pytest.raises(ValueError, match="source 'vgg'.*matches no datasets name"):
+        job(threshold_a=0.5, threshold_b=0.5, landmarks=str(tmp_path / "lm"))
     (tmp_path / "lm" / "config.json").write_text("{}")  # a pyface label landmarks run without summary.json
-    with pytest.raises(ValueError, match="unfinished pyface label landmarks run"):
-        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5,
-                         landmarks=[str(tmp_path / "lm")])
+    with pytest.raises(ValueError, match="landmarks: .*unfinished pyface label landmarks run"):
+        job(threshold_a=0.5, threshold_b=0.5, landmarks=[str(tmp_path / "lm")])
     with pytest.raises(ValueError, match="no Parquet shards"):
-        I.run_identities(ok, na, nb, str(tmp_path / "o"), threshold_a=0.5, threshold_b=0.5,
-                         landmarks=str(tmp_path))
+        job(threshold_a=0.5, threshold_b=0.5, landmarks=str(tmp_path))
     assert not os.path.exists(tmp_path / "o")  # nothing started
+
+
+def test_cli_dataset_args():
+    from pyface.cli.label import parse_dataset_args
+
+    with pytest.raises(UsageError, match="expected NAME=SPEC"):
+        parse_dataset_args(["vggface2"])
+    with pytest.raises(UsageError, match="given twice"):
+        parse_dataset_args(["a=x", "a=y"])
+    with pytest.raises(UsageError, match="--dataset b: dataset not found: /no/such/folder"):
+        parse_dataset_args(["b=/no/such/folder"])
+    assert parse_dataset_args(["b={type: X}"]) == {"b": "{type: X}"}  # a mapping is checked when it opens
+
+
+def test_cli_defaults_are_the_jobs():
+    """The command line spells out the job's defaults (importing the job would import torch)."""
+    from pyface.cli import parse_args
+
+    _, args = parse_args(["label", "identities", "--dataset", "a=x", "--net-a", "a", "--net-b", "b", "--out", "o"])
+    d = I.IdentitiesConfig({}, None, None, "o")
+    assert (args.chunk_size, args.face_crop_area, args.batch_size, args.semi_labels) == \
+        (d.chunk_size, d.face_crop_area, d.batch_size, d.semi_labels)
 
 
 def test_checkpoint_without_fr_head(tmp_path):
@@ -316,8 +337,9 @@ def test_unreadable_images_are_counted(data, tmp_path):
     victim = sorted((tmp_path / "A" / "000002").iterdir())[0]
     victim.write_bytes(b"not a jpeg")
     na, nb = nets()
-    s = I.run_identities({"A": str(tmp_path / "A"), "B": str(data / "B" / "train.rec")}, na, nb, str(tmp_path / "o"),
-                         threshold_a=0.8, threshold_b=0.8, progress=False, batch_size=4)
+    s = I.run_identities(I.IdentitiesConfig({"A": str(tmp_path / "A"), "B": str(data / "B" / "train.rec")}, na, nb,
+                                            str(tmp_path / "o"), threshold_a=0.8, threshold_b=0.8, progress=False,
+                                            batch_size=4))
     assert s["datasets"]["A"]["bad"] == 1 and s["datasets"]["A"]["embedded"] == 23
     assert "cannot decode" in s["datasets"]["A"]["bad_examples"][0]
     assert s["identities_after"] == 12
@@ -383,6 +405,15 @@ def test_cli(data, tmp_path, capsys):
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert "--net-b" in err and "no face-recognition head" in err
+    assert err.startswith("pyface label identities: error: --net-b: ") and err.count("\n") == 1  # one line
+    # the job's errors name the flags the user typed, not the configuration's fields
+    strict = [{"0.9": "1.5"}.get(x, x) for x in bad]
+    assert main(strict) == 2
+    assert "pyface label identities: error: --threshold-a must be a cosine similarity" in capsys.readouterr().err
+    assert main(["label", "identities", "--dataset", f"300w_lp={data / 'A'}", "--semi-identify", str(data / "W"),
+                 "--net-a", str(tmp_path / "a.pt"), "--net-b", str(tmp_path / "b.pt"), "--threshold-a", "0.9",
+                 "--threshold-b", "0.9", "--out", str(tmp_path / "o3"), "--device", "cpu"]) == 2
+    assert "--dataset 300w_lp: the name '300w_lp' is reserved for --semi-identify" in capsys.readouterr().err
 
 
 def test_calibration_from_a_verification_bin(data, tmp_path):
@@ -401,18 +432,19 @@ def test_calibration_from_a_verification_bin(data, tmp_path):
     assert cal["a"]["pairs"] == 16 and cal["a"]["accuracy"] == 1.0 and cal["b"]["accuracy"] == 1.0
     assert s["ground_truth"]["precision"] == 1.0 and s["ground_truth"]["recall"] == 1.0
     (tmp_path / "junk.bin").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="--calibrate: .*junk.bin"):
+    with pytest.raises(DataError, match="calibrate: .*junk.bin"):
         run(data, tmp_path / "o2", threshold_a=None, threshold_b=None, calibrate=str(tmp_path / "junk.bin"))
 
 
 @pytest.mark.filterwarnings("ignore:.*join several identities of one dataset")  # an untrained net chains
 def test_demo_identities_runs_on_synthetic_faces(tmp_path):
     """The demo's Algorithm-2 step (mechanics; an untrained net: no quality asserted)."""
+    from pyface.demos.label import demo_identities
     from pyface.models import build_model
 
     torch.manual_seed(0)
     m = build_model("iresnet-tiny-multi")
-    s = I.demo_identities(str(tmp_path / "o"), m, m, identities=5, shared=2, images=2, pairs=8, image_size=32,
+    s = demo_identities(str(tmp_path / "o"), m, m, identities=5, shared=2, images=2, pairs=8, image_size=32,
                           device="cpu")
     assert s["identities_before"] == 10 and 1 <= s["identities_after"] <= 10
     assert set(s["ground_truth"]) >= {"precision", "recall"} and s["ground_truth"]["true_pairs"] == 2

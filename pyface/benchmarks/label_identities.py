@@ -116,11 +116,11 @@ def run(args) -> dict:
         shards = os.path.join(tmp, "lm")
         os.makedirs(shards)
         rows = write_shards(shards, groups, per_id)
-        files = I._shard_files(shards)
+        files = I.shard_files(shards)
 
         def join():
             roots = {g.name: types.SimpleNamespace(root=f"/data/{g.name}") for g in groups}
-            r = I._Resolver(roots, None)
+            r = I.Resolver(roots, None)
             r.maps = state["maps"]
             state["manifest"] = I.write_pltd(os.path.join(tmp, "manifest.parquet"), files, r)
 

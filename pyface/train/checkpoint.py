@@ -80,7 +80,7 @@ def load_rank(path: str | os.PathLike, rank: int, world_size: int, map_location=
     if saved != world_size:
         raise ValueError(
             f"{path} was written by {saved} process(es), this run has {world_size}: re-shard it first with "
-            f"`python -m pyface.train.checkpoint {path} --world-size {world_size} --out NEW_DIR`")
+            f"`pyface checkpoint reshard {path} --world-size {world_size} --out NEW_DIR`")
     if saved == 1 and "loss" in main:
         return main
     return merge_state(main, load(shard_path(path.parent, main["step"], rank, saved), map_location))
@@ -153,19 +153,13 @@ def reshard(path: str | os.PathLike, world_size: int, out_dir: str | os.PathLike
     return save_atomic({**base, "world_size": world_size}, out_dir / "last.pt")
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m pyface.train.checkpoint",
-                                description="re-shard a distributed training checkpoint to another number of "
-                                            "processes, or reassemble it into one (--world-size 1)")
-    p.add_argument("checkpoint", help="RUN/checkpoints/last.pt of a distributed run")
-    p.add_argument("--world-size", type=int, required=True)
-    p.add_argument("--out", required=True, help="new checkpoints folder (last.pt + shards/)")
-    a = p.parse_args(argv)
-    print(f"wrote {reshard(a.checkpoint, a.world_size, a.out)}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # The command moved to `pyface checkpoint reshard` (pyface/cli/checkpoint.py); the old
+    # spelling still runs it, with a note.
+    import sys
+
+    from pyface.cli import main
+
+    print("pyface: note: 'python -m pyface.train.checkpoint' is now 'pyface checkpoint reshard' (the old spelling "
+          "will be removed)", file=sys.stderr)
+    raise SystemExit(main(["checkpoint", "reshard", *sys.argv[1:]]))

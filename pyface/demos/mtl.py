@@ -1,4 +1,4 @@
-"""``pyface demo``: the embedded end-to-end job. Generates SyntheticFaces, trains a
+"""``pyface demo`` (``pyface demo mtl``): the embedded end-to-end job. Generates SyntheticFaces, trains a
 small multitask IResNet with pyface's fused ops, evaluates on held-out identities
 (and on held-out images of the training identities), and writes metrics.json, the
 loss curves and a grid of predictions. Sized for a 2-core CPU in under 10 minutes.
@@ -21,17 +21,18 @@ half of 64 px per image at the same accuracy.
 """
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from pyface.train.sampling import collate
+from pyface.demos.rendered import TensorFaces, render
+from pyface.io import write_json_atomic
 from pyface.train.trainer import Trainer
+
+__all__ = ["DEMO_EPOCHS", "demo_config", "run_demo", "verification"]
 
 IMAGE_SIZE = 48
 DEMO_PRESET = "iresnet10-multi-48"
@@ -43,52 +44,6 @@ TEST_IDS, TEST_IMAGES = 200, 10          # held-out identities x images each
 DEMO_SCALE, DEMO_M1, DEMO_M2 = 32.0, 0.2, 0.3
 # Per-seed and per-CPU-path results: bench/results/demo-seeds-cpu.json (tools/demo_seeds.py).
 DEMO_EPOCHS = 6
-
-
-class TensorFaces(Dataset):
-    """Samples rendered once and held in memory; optional random horizontal flip
-    (mirrors the landmarks with the iBUG map and negates yaw and roll)."""
-
-    def __init__(self, samples: dict, flip: bool = False, num_identities: int | None = None):
-        self.s, self.flip = samples, flip
-        self.num_identities = num_identities
-
-    def __len__(self):
-        return len(self.s["image"])
-
-    def __getitem__(self, i):
-        flip = self.flip and bool(torch.rand(()) < 0.5)
-        return self._take(torch.tensor([i]), torch.tensor([flip]))[0]
-
-    def get_seeded_batch(self, indices: list[int], seeds: list[int]) -> list[dict]:
-        """The samples ``__getitem__`` gives after ``torch.manual_seed(seed)``, for a whole
-        batch at once (pyface.train.sampling.SeededDataset): the per-item Python work was
-        a fifth of a training step of the demo net."""
-        # the first draw of each item's seed, as torch.rand(()) after manual_seed(seed)
-        flip = torch.tensor([self.flip and bool(torch.rand((), generator=torch.Generator().manual_seed(s)) < 0.5)
-                             for s in seeds], dtype=torch.bool)
-        return self._take(torch.as_tensor(indices, dtype=torch.int64), flip)
-
-    def _take(self, idx: torch.Tensor, flip: torch.Tensor) -> list[dict]:
-        """Samples ``idx``, those where ``flip`` is set mirrored (landmarks with the iBUG
-        map, yaw and roll negated)."""
-        img, lmk, pose = self.s["image"][idx], self.s["landmarks"][idx], self.s["pose"][idx]
-        if flip.any():
-            from pyface.data import mirror_landmarks, mirror_pose
-
-            img[flip] = img[flip].flip(-1)
-            lmk[flip] = mirror_landmarks(lmk[flip], img.shape[-1])
-            pose[flip] = mirror_pose(pose[flip])
-        ident = self.s["identity"][idx]
-        return [{"image": img[k], "landmarks": lmk[k], "pose": pose[k], "identity": ident[k], "source": "synthetic"}
-                for k in range(len(idx))]
-
-
-def render(dataset, workers: int) -> dict:
-    """All samples of ``dataset`` stacked into tensors (rendered with ``workers`` processes)."""
-    loader = DataLoader(dataset, batch_size=256, num_workers=workers, collate_fn=collate)
-    parts = [b for b in loader]
-    return {k: torch.cat([p[k] for p in parts]) for k in ("image", "landmarks", "pose", "identity")}
 
 
 def verification(model, test: dict) -> dict:
@@ -191,5 +146,5 @@ def run_demo(out_dir, *, fused: bool = True, epochs: int = DEMO_EPOCHS, quick: b
     # CPU time beside wall time: on a shared machine wall time measures the neighbours.
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     metrics["cpu_seconds"] = {"user": own.ru_utime + kids.ru_utime, "system": own.ru_stime + kids.ru_stime}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(out / "metrics.json", metrics, indent=2, sort_keys=False)
     return metrics

@@ -1,4 +1,4 @@
-"""``pyface demo --recipe hmtl``: SL (HopeNet) vs HMTL 2x2 puzzling on SyntheticFaces in
+"""``pyface demo hmtl``: SL (HopeNet) vs HMTL 2x2 puzzling on SyntheticFaces in
 the small-data regime of Pourmirzaei et al. Sec. 5.2 (few "subjects" = identities),
 both from the same initial weights, then the pose MAE of each on held-out identities and
 their loss / validation curves. Sized for a 2-core CPU in under 10 minutes.
@@ -18,7 +18,6 @@ CPU for the whole demo; 17.5 min wall on a 2-core machine shared with ~15 other 
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -26,9 +25,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from pyface.demos.rendered import TensorFaces, render
+from pyface.io import atomic_write, write_json_atomic
 from pyface.train.config import resolve
-from pyface.train.demo import TensorFaces, render
 from pyface.train.trainer import Trainer
+
+__all__ = ["DEMO_EPOCHS", "demo_config", "run_hmtl_demo"]
 
 IMAGE_SIZE = 64
 TRAIN_IDS, TRAIN_IMAGES = 4, 160          # "subjects" x images each (Sec. 5.2: 1-4 subjects)
@@ -83,7 +85,8 @@ def _plot(runs: dict, path: Path) -> None:
     for a in axes:
         a.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -128,5 +131,5 @@ def run_hmtl_demo(out_dir, *, epochs: int = DEMO_EPOCHS, quick: bool = False, wo
     metrics["epochs"] = runs["SL"].step / runs["SL"].steps_per_epoch
     _plot(runs, out / "hmtl_vs_sl.png")
     metrics["seconds"]["total"] = time.perf_counter() - t0
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json_atomic(out / "metrics.json", metrics, indent=2, sort_keys=False)
     return metrics

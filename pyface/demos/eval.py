@@ -1,4 +1,4 @@
-"""``pyface eval demo``: synthetic copies of every evaluation format, written from
+"""``pyface demo eval``: synthetic copies of every evaluation format, written from
 SyntheticFaces identities the demo model never saw, then the full ``pyface eval all``
 path through the same readers (``.bin``, IJB-C meta + loose crops, AFLW2000-3D
 ``.jpg``/``.mat``, BIWI ``.npz``) and ``report.md``.
@@ -83,7 +83,7 @@ def write_demo_data(root: str | Path, image_size: int = 64, seed: int = 0, scale
 
 def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeats: int = 5, scale: float = 1.0) -> dict:
     from pyface.eval import runner
-    from pyface.eval.cli import evaluate, summary
+    from pyface.eval.job import evaluate, open_suites, select_suites, summary
     from pyface.eval.report import write_report
     from pyface.eval.suites import find_test_sets
 
@@ -92,16 +92,9 @@ def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeat
     model = runner.load_model(checkpoint, dev)
     out = Path(out_dir)
     write_demo_data(out / "data", image_size=model.config.input_size, scale=scale)
-    outs = runner.model_outputs(model)
     ts = find_test_sets(str(out / "data"))
-    need = set()
-    if "embedding" in outs:
-        need |= {"verification", "ijbc"}
-    if outs & {"pose", "landmarks"}:
-        need.add("aflw2000")
-    if "pose" in outs:
-        need.add("biwi")
-    res = evaluate(model, ts.open(need), "all", device=dev, fps_repeats=fps_repeats, progress=progress)
+    data = open_suites(ts, select_suites("all", model, ts))  # every format was written: what the heads can use
+    res = evaluate(model, data, "all", device=dev, fps_repeats=fps_repeats, progress=progress)
     write_report(res, out)
     print(summary(res))
     res["seconds"] = time.time() - t0

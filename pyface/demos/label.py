@@ -1,4 +1,5 @@
-"""``pyface label demo``: Algorithm 1 end to end on SyntheticFaces, with hidden labels.
+"""``pyface demo label``: Algorithm 1 end to end on SyntheticFaces, with hidden labels,
+then Algorithm 2 on two synthetic FR datasets.
 
 (Top layer, beside pyface.cli: it trains with pyface.train and labels with pyface.label,
 which never import each other.)
@@ -16,7 +17,7 @@ which never import each other.)
    accepted pseudo-labels; the single-view net (the identity view, no eye net, no
    fitting) on the same accepted images and on all images; eye NME (points 36-47) on
    closed eyes with and without the eye-blink net. Repeated over ``seeds`` held-out sets.
-4. Algorithm 2 (:func:`pyface.label.identities.demo_identities`): two small FR nets
+4. Algorithm 2 (:func:`demo_identities`, :func:`pyface.label.identities.run_identities`): two small FR nets
    (recipe ``stl-fr``, different training identities) find the identities shared by two
    synthetic datasets; pair precision / recall of the merges with the paper's calibrated
    thresholds (best accuracy on verification pairs) and with a fixed 0.9.
@@ -25,8 +26,6 @@ which never import each other.)
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -34,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["run_label_demo"]
+from pyface.io import write_bytes_atomic, write_json_atomic
+
+__all__ = ["demo_identities", "run_label_demo"]
 
 IMAGE_SIZE = 64
 TRAIN_IDS, TRAIN_PER = 300, 10
@@ -68,7 +69,7 @@ class _RandomViews(torch.utils.data.Dataset):
 
 
 def _reuse(path: Path, log) -> bool:
-    """A net trained by an earlier run of the demo is kept (``pyface label demo`` reuses it)."""
+    """A net trained by an earlier run of the demo is kept (``pyface demo label`` reuses it)."""
     if path.is_file():
         log(f"reusing {path}")
         return True
@@ -89,7 +90,7 @@ def _net_config(out_dir: Path, recipe: str, seed: int, epochs: int, model: dict,
 def _train_fld(out: Path, quick: bool, log) -> Path:
     from pyface.data import SyntheticFaces
     from pyface.train import Trainer
-    from pyface.train.demo import TensorFaces, render
+    from pyface.demos.rendered import TensorFaces, render
 
     path = out / "fld_hpe" / "model.pt"
     if _reuse(path, log):
@@ -111,7 +112,8 @@ def _train_fr(out: Path, name: str, seed: int, quick: bool, log) -> Path:
     identities (data seeds) and none of the demo's test identities."""
     from pyface.data import SyntheticFaces
     from pyface.train import Trainer
-    from pyface.train.demo import DEMO_M1, DEMO_M2, DEMO_SCALE, TensorFaces, render
+    from pyface.demos.mtl import DEMO_M1, DEMO_M2, DEMO_SCALE
+    from pyface.demos.rendered import TensorFaces, render
 
     path = out / name / "model.pt"
     if _reuse(path, log):
@@ -126,11 +128,54 @@ def _train_fr(out: Path, name: str, seed: int, quick: bool, log) -> Path:
     return path
 
 
+class _Images(torch.utils.data.Dataset):
+    """Images ``k0 .. k0 + n - 1`` of every identity of a SyntheticFaces set."""
+
+    def __init__(self, faces, k0: int, n: int):
+        self.faces, self.k0, self.n = faces, k0, n
+
+    def __len__(self):
+        return self.faces.num_identities * self.n
+
+    def __getitem__(self, i):
+        ident, k = divmod(i, self.n)
+        return self.faces[ident * self.faces.images_per_identity + self.k0 + k]
+
+
+def demo_identities(out: str, net_a, net_b, *, identities: int = 60, shared: int = 20, images: int = 8,
+                    image_size: int = 64, seed: int = 0, identity_offset: int = 10_000, pairs: int = 200,
+                    device=None, progress: bool = False, threshold_a: float | None = None,
+                    threshold_b: float | None = None) -> dict:
+    """Algorithm 2 on two synthetic "FR datasets" that share ``shared`` known identities
+    (different images of them), thresholds given or (default) calibrated on ``pairs``
+    synthetic verification pairs of other identities; returns the summary with
+    ``ground_truth`` precision/recall of the merges. The nets (e.g. two ``pyface demo``
+    models) should not have seen these identities (``identity_offset`` is far from the
+    demo's training ids)."""
+    from pyface.data import SyntheticFaces
+    from pyface.label.identities import IdentitiesConfig, run_identities
+
+    if not 0 <= shared <= identities:
+        raise ValueError(f"shared must be in [0, identities={identities}], got {shared}")
+    o = identity_offset
+    d1 = SyntheticFaces(identities, 2 * images, image_size=image_size, seed=seed, identity_offset=o)
+    d2 = SyntheticFaces(identities, 2 * images, image_size=image_size, seed=seed,
+                        identity_offset=o + identities - shared)
+    cal = SyntheticFaces(pairs, 3, image_size=image_size, seed=seed, identity_offset=o + 2 * identities)
+    imgs, same = [], []
+    for p in range(pairs // 2):
+        imgs += [cal[3 * p]["image"], cal[3 * p + 1]["image"], cal[3 * p + 2]["image"], cal[3 * (p + 1) + 2]["image"]]
+        same += [True, False]
+    return run_identities(IdentitiesConfig(
+        {"synthetic_a": _Images(d1, 0, images), "synthetic_b": _Images(d2, images, images)}, net_a, net_b, out,
+        threshold_a=threshold_a, threshold_b=threshold_b,
+        calibration_pairs=None if threshold_a is not None else (torch.stack(imgs), np.array(same)), device=device,
+        progress=progress, ground_truth={"synthetic_a": lambda i: i, "synthetic_b": lambda i: i}))
+
+
 def _algorithm2(out: Path, quick: bool, log) -> dict:
     """Algorithm 2 on two synthetic datasets sharing known identities: pair precision /
     recall of the merges with the paper's calibrated thresholds and with a fixed one."""
-    from pyface.label.identities import demo_identities
-
     nets = out / "nets"
     a, b = _train_fr(nets, "fr_a", 1, quick, log), _train_fr(nets, "fr_b", 2, quick, log)
     kw = {"identities": 12, "shared": 4, "images": 3, "pairs": 40} if quick else {}
@@ -206,7 +251,10 @@ def _grid(path: Path, images, labels, samples, kept, accepted, n: int = 24):
     while len(tiles) % 6:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[r:r + 6], 1) for r in range(0, len(tiles), 6)]
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"cv2 could not encode {path}")
+    write_bytes_atomic(path, png.tobytes())
 
 
 def run_label_demo(out_dir, quick: bool = False, seeds: int = 2, log=print) -> dict:
@@ -289,27 +337,6 @@ def run_label_demo(out_dir, quick: bool = False, seeds: int = 2, log=print) -> d
     metrics = {"report": report, "runs": runs, "checks": checks, "algorithm2": alg2,
                "seconds": {"train": t_train, "total": time.time() - t_start}, "quick": quick,
                "device": "cpu", "threads": torch.get_num_threads()}
-    tmp = out / f".metrics.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(metrics, indent=1))
-    os.replace(tmp, out / "metrics.json")
+    write_json_atomic(out / "metrics.json", metrics, indent=1, sort_keys=False)
     return metrics
 
-
-def add_demo_parser(sub):
-    """``pyface label demo`` (registered by pyface/cli.py beside pyface.label.cli's commands)."""
-    p = sub.add_parser("demo", help="Algorithm 1 on SyntheticFaces with hidden labels (2-core CPU, < 10 min)")
-    p.add_argument("--out", default="label_demo_out", help="output folder (nets/, metrics.json, labeled.png)")
-    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
-    p.add_argument("--seeds", type=int, default=2, help="held-out sets labeled (differently seeded)")
-    p.set_defaults(func=_demo)
-    return p
-
-
-def _demo(args) -> int:
-    m = run_label_demo(args.out, quick=args.quick, seeds=args.seeds)
-    for k, v in m["report"].items():
-        print(f"{k:>34}: {v['mean']:.4f}  (min {v['min']:.4f}, max {v['max']:.4f} over {len(m['runs'])} sets)")
-    print(f"{'algorithm 2':>34}: {m['algorithm2']}")
-    print(f"{'checks':>34}: " + ", ".join(f"{k}={'PASS' if v else 'FAIL'}" for k, v in m["checks"].items()))
-    print(f"wrote {args.out}/metrics.json, {args.out}/labeled.png ({m['seconds']['total']:.0f} s)")
-    return 0 if all(m["checks"].values()) or args.quick else 1

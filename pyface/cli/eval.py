@@ -1,0 +1,89 @@
+"""``pyface eval verification|ijbc|pose|landmarks|fps|all``."""
+from __future__ import annotations
+
+import os
+
+from pyface.cli.command import Command, command, existing_dir, existing_path, non_negative_int, positive_int
+from pyface.errors import UsageError
+
+# pyface.eval.job.WHAT, spelt out here: importing pyface.eval imports torch
+WHAT = ("verification", "ijbc", "pose", "landmarks", "fps", "all")
+
+
+@command
+class Eval(Command):
+    name = "eval"
+    help = "evaluate a checkpoint on the papers' benchmarks (report.md, report.json, PNGs)"
+    description = """Evaluate a checkpoint on the papers' benchmarks.
+
+Examples (real test sets)::
+
+    # lfw.bin, cfp_fp.bin, agedb_30.bin of insightface's faces_emore folder
+    pyface eval verification --checkpoint run/model.pt --data-root /data/faces_emore
+    pyface eval ijbc --checkpoint run/model.pt --ijbc /data/IJBC                     # meta/ + loose_crop/
+    pyface eval pose --checkpoint run/ --aflw2000 /data/AFLW2000 --biwi /data/BIWI_test.npz
+    pyface eval landmarks --checkpoint run/ --aflw2000 /data/AFLW2000
+    pyface eval fps --checkpoint run/model.pt
+    pyface eval all --checkpoint run/model.pt --data-root /data/eval --out eval_out  # report.md + report.json + PNGs
+    pyface demo eval --checkpoint demo_out/model.pt                                  # synthetic copies of every format
+"""
+
+    def add_arguments(self, e):
+        e.add_argument("what", choices=WHAT)
+        e.add_argument("--checkpoint", required=True, help="model.pt, checkpoints/last.pt or a pyface train run folder")
+        e.add_argument("--data-root", default=None, help="folder with *.bin, IJBC/, AFLW2000/, BIWI*.npz")
+        e.add_argument("--bin", action="append", default=None, help="a verification .bin (repeatable)")
+        e.add_argument("--ijbc", default=None, help="IJB-C root (meta/, loose_crop/)")
+        e.add_argument("--aflw2000", default=None, help="AFLW2000-3D folder (.jpg + .mat)")
+        e.add_argument("--biwi", default=None, help="BIWI .npz (image, pose)")
+        e.add_argument("--out", default=None, help="output folder (default: eval_out)")
+        e.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+        e.add_argument("--batch-size", type=positive_int, default=64)
+        e.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+        e.add_argument("--no-amp", action="store_true", help="fp32 inference on CUDA")
+        e.add_argument("--no-faceness", action="store_true", help="IJB-C: do not weight features by the detector score")
+        e.add_argument("--limit-deg", type=float, default=99.0, help="pose: keep samples with |angles| <= this")
+        e.add_argument("--fps-repeats", type=positive_int, default=10)
+        e.add_argument("--fps-batches", default="1,64", help="comma-separated batch sizes for FPS")
+        e.add_argument("--no-progress", action="store_true")
+        e.add_argument("--cache", default=None,
+                       help="inference shard cache, so a killed run resumes (default: <out>/cache; '' to disable)")
+
+    def run(self, args) -> int:
+        existing_path("--checkpoint", args.checkpoint, "checkpoint")
+        if args.data_root is not None:
+            existing_dir("--data-root", args.data_root)
+        for b in args.bin or []:
+            existing_path("--bin", b, "verification .bin")
+        for flag in ("ijbc", "aflw2000", "biwi"):
+            if getattr(args, flag) is not None:
+                existing_path(f"--{flag}", getattr(args, flag))
+        fps_batches = _ints(args.fps_batches, "--fps-batches")
+        from pyface.eval import runner, suites
+        from pyface.eval.job import evaluate, open_suites, select_suites, summary
+        from pyface.eval.report import write_report
+
+        device = runner.device_for(args.device)
+        model = runner.load_model(args.checkpoint, device)  # fails fast on a bad checkpoint
+        ts = suites.find_test_sets(args.data_root, args.bin, args.ijbc, args.aflw2000, args.biwi)
+        data = open_suites(ts, select_suites(args.what, model, ts))  # every reader checks its files first
+        out = args.out or "eval_out"
+        cache = os.path.join(out, "cache") if args.cache is None else (args.cache or None)
+        results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size, workers=args.workers,
+                           cache_dir=cache, amp=not args.no_amp, faceness=not args.no_faceness,
+                           limit_deg=args.limit_deg, fps_repeats=args.fps_repeats, fps_batches=fps_batches,
+                           progress=not args.no_progress)
+        paths = write_report(results, out)
+        print(summary(results))
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{flag} must be comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise UsageError(f"{flag} must be positive, got {text!r}")
+    return vals
