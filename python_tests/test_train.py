@@ -297,4 +297,4 @@ def test_a_registered_task_and_recipe_train_as_peers(tmp_path):
         b.fit(resume=True)
         assert [r["loss"] for r in tr.history] == [r["loss"] for r in b.history]
     finally:
-        del HEADS["test_bright"], TASKS["test_bright"], RECIPES["test-bright"]
+        HEADS.unregister("test_bright"), TASKS.unregister("test_bright"), RECIPES.unregister("test-bright")

@@ -88,7 +88,7 @@ class AFLW2000(FaceDataset):
     def __len__(self) -> int:
         return len(self.names)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return os.path.join(self.root, self.names[i] + ".jpg")
 
     def labels(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,14 +109,14 @@ class AFLW2000(FaceDataset):
         return lm, pose, box_pts
 
     def _load(self, i: int):
-        image = read_image(self._describe(i))
+        image = read_image(self.describe(i))
         lm, pose, box_pts = self.labels(i)
         if self.crop == "loose":
             x0, y0, x1, y1 = loose_crop_box(box_pts)
             try:
                 image = crop_image(image, (x0, y0, x1, y1))
             except ValueError as exc:
-                raise DataError(f"{self._describe(i)}: {exc}") from exc
+                raise DataError(f"{self.describe(i)}: {exc}") from exc
             lm = lm - np.array([x0, y0], dtype=np.float64)
         return image, lm.astype(np.float32), pose.astype(np.float32), -1
 

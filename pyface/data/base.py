@@ -39,9 +39,11 @@ def read_image(path: str) -> np.ndarray:
 
 
 class FaceDataset(torch.utils.data.Dataset):
-    """Subclasses implement ``__len__``, ``_describe(i)`` (file name for messages) and
-    ``_load(i) -> (image HxWx3 RGB uint8, landmarks [68,2] or None, pose (yaw,pitch,roll)
-    deg or None, identity int)``, raising DataError for unusable samples."""
+    """Subclasses implement ``__len__``, ``describe(i)`` (the sample's file, for messages
+    and manifests) and ``_load(i) -> (image HxWx3 RGB uint8, landmarks [68,2] or None,
+    pose (yaw,pitch,roll) deg or None, identity int)``, raising DataError for unusable
+    samples. Public: ``dataset[i]`` (with the ``on_error`` policy), :meth:`sample` (one
+    index, no policy), :meth:`describe`, ``skipped``."""
 
     source = "faces"
 
@@ -56,8 +58,13 @@ class FaceDataset(torch.utils.data.Dataset):
         self.max_angle = max_angle
         self.skipped: dict[int, str] = {}
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
+        """Where sample ``i`` comes from: its file path (``<file>#<key>`` inside a
+        container file); ``#<i>`` for a dataset without files."""
         return f"#{i}"
+
+    def _describe(self, i: int) -> str:  # the former name, still called by label/identities.py
+        return self.describe(i)
 
     def _load(self, i: int):
         raise NotImplementedError
@@ -65,18 +72,22 @@ class FaceDataset(torch.utils.data.Dataset):
     def _source(self, i: int) -> str:
         return self.source
 
-    def _sample(self, i: int) -> dict:
+    def sample(self, i: int, *, check_labels: bool | None = None) -> dict:
+        """Sample ``i`` as ``dataset[i]`` gives it, but without the ``on_error`` policy: a
+        bad sample raises :class:`DataError`. ``check_labels`` overrides the dataset's
+        setting for this call (e.g. the labeler, which replaces the labels, reads images
+        whose labels are out of range) without changing the dataset."""
         try:
             image, landmarks, pose, identity = self._load(i)
         except DataError as exc:
             raise DataError(f"{self._source(i)}[{i}] {exc}") from exc
-        if self.check_labels:
+        if self.check_labels if check_labels is None else check_labels:
             h, w = image.shape[:2]
             why = label_problem(np.full((68, 2), np.nan) if landmarks is None else landmarks,
                                 np.full(3, np.nan) if pose is None else pose, identity, w, h,
                                 self.landmark_margin, self.max_angle)
             if why is not None:
-                raise DataError(f"{self._source(i)}[{i}] {self._describe(i)}: {why}")
+                raise DataError(f"{self._source(i)}[{i}] {self.describe(i)}: {why}")
         sample = make_sample(image, landmarks, pose, identity, self._source(i))
         return self.transform(sample) if self.transform is not None else sample
 
@@ -86,13 +97,13 @@ class FaceDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for {self.source} of length {n}")
         index %= n
         if self.on_error == "raise":
-            return self._sample(index)
+            return self.sample(index)
         for k in range(n):
             i = (index + k) % n
             if i in self.skipped:
                 continue
             try:
-                return self._sample(i)
+                return self.sample(i)
             except DataError as exc:
                 self.skipped[i] = str(exc)
                 warnings.warn(f"skipping bad sample ({len(self.skipped)} skipped so far): {exc}",

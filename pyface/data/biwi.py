@@ -45,7 +45,7 @@ class BIWI(FaceDataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return f"{self.path}[{i}]"
 
     def _load(self, i: int):

@@ -119,7 +119,7 @@ class ETHXGaze(FaceDataset):
         f = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return f, i - int(self.offsets[f])
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         f, j = self._locate(i)
         return f"{self.paths[f]}[{j}]"
 
@@ -137,9 +137,9 @@ class ETHXGaze(FaceDataset):
             bgr = np.asarray(h5["face_patch"][j])
             pitch, yaw = (float(v) for v in np.asarray(h5["face_head_pose"][j], dtype=np.float64))
         except (OSError, KeyError) as exc:
-            raise DataError(f"{self._describe(i)}: cannot read ({exc})") from exc
+            raise DataError(f"{self.describe(i)}: cannot read ({exc})") from exc
         if bgr.dtype != np.uint8:
-            raise DataError(f"{self._describe(i)}: face_patch dtype {bgr.dtype}, expected uint8")
+            raise DataError(f"{self.describe(i)}: face_patch dtype {bgr.dtype}, expected uint8")
         pose = np.array([np.degrees(yaw), np.degrees(pitch), 0.0])
         return np.ascontiguousarray(bgr[:, :, ::-1]), None, pose, self.subjects[f]
 

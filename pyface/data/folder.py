@@ -49,11 +49,11 @@ class ImageFolderFaces(FaceDataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return os.path.join(self.root, self.files[i])
 
     def _load(self, i: int):
-        return read_image(self._describe(i)), None, None, self.labels[i]
+        return read_image(self.describe(i)), None, None, self.labels[i]
 
 
 def write_image_folder(root: str, samples: Iterable[dict], ext: str = ".jpg", quality: int = 95) -> list[str]:

@@ -118,11 +118,11 @@ class IJBCFaces(FaceDataset):
     def __len__(self) -> int:
         return len(self.meta)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return os.path.join(self.meta.image_dir, str(self.meta.names[i]))
 
     def _load(self, i: int):
-        img = read_image(self._describe(i))
+        img = read_image(self.describe(i))
         return align_face(img, self.meta.landmarks5[i], self.size), None, None, -1
 
 

@@ -155,7 +155,7 @@ class ManifestDataset(FaceDataset):
     def _resolve(self, ref: str) -> str:
         return ref if os.path.isabs(ref) else os.path.join(self.root, ref)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return self._resolve(self.images[i])
 
     def _load(self, i: int):

@@ -211,14 +211,14 @@ class RecordIOFaces(FaceDataset):
     def __len__(self) -> int:
         return len(self.image_keys)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return f"{self.reader.rec_path}#{self.image_keys[i]}"
 
     def _load(self, i: int):
         key = self.image_keys[i]
         header, payload = unpack_record(self.reader.read_idx(key))
         label = header.label[0] if header.flag > 0 else header.label
-        image = decode_image(payload, self._describe(i))
+        image = decode_image(payload, self.describe(i))
         return image, None, None, int(label)
 
 

@@ -85,11 +85,11 @@ class VerificationBin(FaceDataset):
     def __len__(self) -> int:
         return len(self.bins)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return f"{self.path}[image {i}]"
 
     def _load(self, i: int):
-        return decode_image(self.bins[i], self._describe(i)), None, None, -1
+        return decode_image(self.bins[i], self.describe(i)), None, None, -1
 
 
 def write_bin(path: str, images: Sequence[np.ndarray], issame, ext: str = ".jpg") -> None:

@@ -98,7 +98,7 @@ class W300LP(FaceDataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         subset, name, flipped = self.items[i]
         return os.path.join(self.root, subset + ("_Flip" if flipped else ""), name + ".jpg")
 
@@ -117,7 +117,7 @@ class W300LP(FaceDataset):
 
     def _load(self, i: int):
         subset, name, flipped = self.items[i]
-        image = read_image(self._describe(i))
+        image = read_image(self.describe(i))
         kind = self.landmark_kind
         if not flipped:
             lm, pose = self._labels(subset, name, False, kind)

@@ -30,16 +30,18 @@ import torch
 from torch import nn
 
 from pyface.eval import metrics as M
+from pyface.registry import Registry
 
-TASKS: dict[str, type["Task"]] = {}
+#: name -> Task class (``TASKS.names()``, ``TASKS.get(name)``; unknown names suggest close ones).
+TASKS: Registry[type["Task"]] = Registry("task")
 
 
 def register_task(name: str):
+    """Class decorator: ``@register_task("fld")`` on a :class:`Task` subclass (sets its ``name``)."""
+
     def deco(cls):
-        if name in TASKS:
-            raise ValueError(f"task {name!r} is registered twice")
+        TASKS.register(name, cls)
         cls.name = name
-        TASKS[name] = cls
         return cls
 
     return deco
@@ -276,9 +278,7 @@ class MultiTaskLoss(nn.Module):
         items = tasks.items() if isinstance(tasks, dict) else ((t, {}) for t in tasks)
         mods = {}
         for name, opts in items:
-            if name not in TASKS:
-                raise ValueError(f"unknown task {name!r}; registered: {sorted(TASKS)}")
-            mods[name] = TASKS[name](opts, context)
+            mods[name] = TASKS.get(name, what="tasks")(opts, context)
         if not mods:
             raise ValueError("at least one task must be enabled")
         self.tasks = nn.ModuleDict(mods)
