@@ -22,6 +22,7 @@ import numpy as np
 
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 from pyface.data.w300lp import MATLAB_TO_PIXEL, _field, _loadmat, pose_from_pose_para, pose_para_from_pose
 
 __all__ = ["AFLW2000", "loose_crop_box", "crop_image", "write_aflw2000"]
@@ -56,6 +57,7 @@ def crop_image(image: np.ndarray, box) -> np.ndarray:
     return out
 
 
+@register_dataset
 class AFLW2000(FaceDataset):
     """AFLW2000-3D: 2000 images with 68 landmarks (``pt3d_68`` x, y) and pose.
 

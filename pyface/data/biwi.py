@@ -14,10 +14,12 @@ import numpy as np
 
 from pyface.data.base import FaceDataset
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["BIWI", "write_biwi_npz"]
 
 
+@register_dataset
 class BIWI(FaceDataset):
     source = "biwi"
 

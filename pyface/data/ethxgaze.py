@@ -28,6 +28,7 @@ import numpy as np
 
 from pyface.data.base import FaceDataset
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["ETHXGaze", "VAL_SUBJECTS", "write_ethxgaze"]
 
@@ -54,6 +55,7 @@ def _subject_files(folder: str) -> dict[int, str]:
     return out
 
 
+@register_dataset
 class ETHXGaze(FaceDataset):
     """ETH-XGaze face patches with head pose (yaw, pitch, 0) degrees; landmarks unknown,
     identity = subject id.

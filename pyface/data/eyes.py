@@ -20,6 +20,7 @@ import torch
 from pyface.data.base import read_image
 from pyface.data.folder import list_class_images
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["EYE_POINTS", "EYE_CROP_SIZE", "EYE_CROP_SCALE", "eye_crops", "EyeFolder", "SyntheticEyes"]
 
@@ -69,6 +70,7 @@ def eye_crops(images: torch.Tensor, landmarks: torch.Tensor, size: int = EYE_CRO
     return out.to(images.dtype)
 
 
+@register_dataset
 class EyeFolder(torch.utils.data.Dataset):
     """Eye crops in ``root/open/`` and ``root/closed/`` (any image size; resized to
     ``size`` squared). ``on_error``: "raise" (DataError naming the file) or "skip"."""
@@ -116,6 +118,7 @@ class EyeFolder(torch.utils.data.Dataset):
         raise DataError(f"{self.root}: all {n} eye images are unreadable")
 
 
+@register_dataset
 class SyntheticEyes(torch.utils.data.Dataset):
     """Eye crops from SyntheticFaces (``eye_closed_prob`` of every eye closed): sample
     ``i`` is eye ``i % 2`` of face ``i // 2``; label 1 when its openness < 0.5.

@@ -9,6 +9,7 @@ import os
 from typing import Iterable
 
 from pyface.data.base import FaceDataset, read_image
+from pyface.data.spec import register_dataset
 
 __all__ = ["ImageFolderFaces", "write_image_folder", "list_class_images", "IMAGE_EXTENSIONS"]
 
@@ -28,6 +29,7 @@ def list_class_images(root: str, classes, extensions=IMAGE_EXTENSIONS) -> tuple[
     return files, labels
 
 
+@register_dataset
 class ImageFolderFaces(FaceDataset):
     source = "image_folder"
 

@@ -22,6 +22,7 @@ import numpy as np
 from pyface.data.align import align_face
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["IJBC", "IJBCFaces", "write_ijbc"]
 
@@ -105,6 +106,7 @@ class IJBC:
         return IJBCFaces(self, size, **kw)
 
 
+@register_dataset
 class IJBCFaces(FaceDataset):
     """Aligned ``size`` x ``size`` RGB crops of the IJB-C images, in meta order."""
 

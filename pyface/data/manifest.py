@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["MANIFEST_SCHEMA", "MANIFEST_VERSION", "write_manifest", "write_manifest_dataset", "read_manifest",
            "ManifestDataset"]
@@ -130,6 +131,7 @@ def _list_column(table: pa.Table, name: str, width: int, path: str) -> np.ndarra
     return values.reshape(len(table), width)
 
 
+@register_dataset
 class ManifestDataset(FaceDataset):
     """A dataset over a manifest. ``root``: base directory for relative image references
     (default: the manifest's directory). ``source`` of each sample is the row's source."""

@@ -23,6 +23,7 @@ import numpy as np
 
 from pyface.data.base import FaceDataset, decode_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["MAGIC", "IRHeader", "RecordIOReader", "RecordIOWriter", "pack_record",
            "unpack_record", "RecordIOFaces", "write_recordio"]
@@ -181,6 +182,7 @@ class RecordIOReader:
             self.close()
 
 
+@register_dataset
 class RecordIOFaces(FaceDataset):
     """An insightface face-recognition RecordIO dataset (e.g. MS1MV3 ``train.rec``).
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from pyface.data.base import FaceDataset, decode_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["VerificationBin", "read_bin", "write_bin"]
 
@@ -69,6 +70,7 @@ def read_bin(path: str) -> tuple[list[bytes], np.ndarray]:
     return out, issame.astype(bool)
 
 
+@register_dataset
 class VerificationBin(FaceDataset):
     """Images of a .bin in file order (no labels; identity -1); ``issame`` [P] and
     ``name`` (the file stem, e.g. "lfw") as attributes."""

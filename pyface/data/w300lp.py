@@ -24,6 +24,7 @@ import numpy as np
 from pyface import geometry
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError, mirror_landmarks, mirror_pose
+from pyface.data.spec import register_dataset
 
 __all__ = ["W300LP", "SUBSETS", "pose_from_pose_para", "pose_para_from_pose", "write_300wlp"]
 
@@ -64,6 +65,7 @@ def _field(mat: dict, key: str, path: str, size: int) -> np.ndarray:
     return v
 
 
+@register_dataset
 class W300LP(FaceDataset):
     """300W-LP: images with 68 landmarks and pose; identity unknown (-1).
 

@@ -41,15 +41,16 @@ from pyface.train.sampling import EpochBatchSampler, SeededDataset, collate
 from pyface.train.tasks import MultiTaskLoss, TaskContext
 
 
-def build_dataset(spec):
+def build_dataset(spec, what: str = "data.train"):
     """A config's dataset: a ``{type: Name, **kwargs}`` mapping is opened by
-    :func:`pyface.data.open_dataset`; anything else (a dataset object, or a placeholder
-    for datasets passed to the Trainer directly) is returned as is."""
+    :func:`pyface.data.open_dataset` (errors name the key ``what``); anything else (a
+    dataset object, or a placeholder for datasets passed to the Trainer directly) is
+    returned as is."""
     if not isinstance(spec, dict):
         return spec
     from pyface.data import open_dataset
 
-    return open_dataset(spec)
+    return open_dataset(spec, what=what)
 
 
 class Trainer:
@@ -62,8 +63,8 @@ class Trainer:
         self.cfg = cfg = cfg if isinstance(cfg, C.ResolvedConfig) else C.resolve(cfg)
         self.out = Path(cfg["out_dir"])
         self.dist, self.device = Dist.setup(runtime.resolve_device(cfg["device"], what="device"))
-        self.train_set = train_set if train_set is not None else build_dataset(cfg["data"]["train"])
-        self.val_set = val_set if val_set is not None else build_dataset(cfg["data"]["val"])
+        self.train_set = train_set if train_set is not None else build_dataset(cfg["data"]["train"], "data.train")
+        self.val_set = val_set if val_set is not None else build_dataset(cfg["data"]["val"], "data.val")
         torch.manual_seed(cfg["seed"])
         mcfg = dict(cfg["model"])
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
