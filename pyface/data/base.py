@@ -9,6 +9,7 @@ are their own). Nothing is dropped silently.
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import cv2
@@ -16,8 +17,9 @@ import numpy as np
 import torch
 
 from pyface.data.sample import DataError, label_problem, make_sample
+from pyface.io import atomic_write
 
-__all__ = ["FaceDataset", "decode_image", "read_image"]
+__all__ = ["FaceDataset", "decode_image", "read_image", "write_image"]
 
 
 def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:
@@ -36,6 +38,21 @@ def read_image(path: str) -> np.ndarray:
     except OSError as exc:
         raise DataError(f"{path}: cannot read image ({exc.strerror or exc})") from exc
     return decode_image(data, path)
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int | None = 95) -> None:
+    """Encode an HxWx3 RGB uint8 image by ``path``'s extension (JPEG at ``quality``; None:
+    OpenCV's default) and commit it atomically. Not fsynced: the writers that call this
+    write thousands of images, and the rename alone keeps a killed writer's file out."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if quality is not None and ext.lower() in (".jpg", ".jpeg") \
+        else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise OSError(f"cannot encode {path} ({ext or 'no extension'})")
+    with atomic_write(path, "wb", fsync=False) as f:
+        f.write(buf.tobytes())
 
 
 class FaceDataset(torch.utils.data.Dataset):

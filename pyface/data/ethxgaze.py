@@ -29,6 +29,7 @@ import numpy as np
 from pyface.data.base import FaceDataset
 from pyface.data.sample import DataError
 from pyface.data.spec import register_dataset
+from pyface.io import atomic_path
 
 __all__ = ["ETHXGaze", "VAL_SUBJECTS", "write_ethxgaze"]
 
@@ -165,7 +166,7 @@ def write_ethxgaze(root: str, subjects: dict[int, tuple[np.ndarray, np.ndarray]]
         if rgb.ndim != 4 or rgb.shape[3] != 3 or len(rgb) != len(yp):
             raise ValueError(f"subject {s}: need rgb [N, H, W, 3] and pose [N, 2], got {rgb.shape}, {yp.shape}")
         p = os.path.join(root, folder, f"subject{s:04d}.h5")
-        with h5py.File(p, "w") as f:
+        with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("face_patch", data=rgb[..., ::-1], chunks=(1,) + rgb.shape[1:])
             f.create_dataset("face_head_pose", data=np.radians(yp[:, ::-1]).astype(np.float32))
             f.create_dataset("face_gaze", data=np.zeros((len(yp), 2), np.float32))

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError
 from pyface.data.spec import register_dataset
+from pyface.io import atomic_path
 
 __all__ = ["MANIFEST_SCHEMA", "MANIFEST_VERSION", "write_manifest", "write_manifest_dataset", "read_manifest",
            "ManifestDataset"]
@@ -81,7 +82,8 @@ def write_manifest(path: str, image, identity, landmarks, pose, source) -> pa.Ta
         schema=MANIFEST_SCHEMA,
     )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pq.write_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return table
 
 

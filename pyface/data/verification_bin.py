@@ -19,6 +19,7 @@ import numpy as np
 from pyface.data.base import FaceDataset, decode_image
 from pyface.data.sample import DataError
 from pyface.data.spec import register_dataset
+from pyface.io import atomic_write
 
 __all__ = ["VerificationBin", "read_bin", "write_bin"]
 
@@ -107,7 +108,5 @@ def write_bin(path: str, images: Sequence[np.ndarray], issame, ext: str = ".jpg"
     issame = [bool(v) for v in issame]
     if len(bins) != 2 * len(issame):
         raise ValueError(f"{len(bins)} images for {len(issame)} pairs")
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         pickle.dump((bins, issame), f, protocol=4)
-    os.replace(tmp, path)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pyface import runtime
-from pyface.io import atomic_path
+from pyface.io import atomic_path, remove_stale_temps
 from pyface.models import MultiTaskNet
 from pyface.runtime import device_name, find_checkpoint
 
@@ -120,6 +120,7 @@ def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, am
         return _infer(model, dataset, desc=desc, **kw)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(cache)  # a killed run's half-written shard
     n, parts = len(dataset), []
     for lo in range(0, n, shard_size):
         hi = min(n, lo + shard_size)

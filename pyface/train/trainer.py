@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from pyface import runtime
 from pyface.errors import CheckpointError
-from pyface.io import write_text_atomic
+from pyface.io import remove_stale_temps, write_text_atomic
 from pyface.models import MultiTaskNet, model_config
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
@@ -233,6 +233,8 @@ class Trainer:
         cfg = self.cfg
         main, world = self.dist.is_main, self.dist.world_size
         self.out.mkdir(parents=True, exist_ok=True)
+        if main:  # a killed run's uncommitted files (no other rank writes before the first step)
+            remove_stale_temps(self.out, recursive=True)
         if resume:
             self.resume(None if resume is True else resume)
         if main:
