@@ -19,7 +19,7 @@ import torch
 from pyface.data.sample import DataError, label_problem, make_sample
 from pyface.io import atomic_write
 
-__all__ = ["FaceDataset", "decode_image", "read_image", "write_image"]
+__all__ = ["FaceDataset", "decode_image", "get_with_policy", "read_image", "write_image"]
 
 
 def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:
@@ -109,20 +109,28 @@ class FaceDataset(torch.utils.data.Dataset):
         return self.transform(sample) if self.transform is not None else sample
 
     def __getitem__(self, index: int) -> dict:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {self.source} of length {n}")
-        index %= n
-        if self.on_error == "raise":
-            return self.sample(index)
-        for k in range(n):
-            i = (index + k) % n
-            if i in self.skipped:
-                continue
-            try:
-                return self.sample(i)
-            except DataError as exc:
-                self.skipped[i] = str(exc)
-                warnings.warn(f"skipping bad sample ({len(self.skipped)} skipped so far): {exc}",
-                              RuntimeWarning, stacklevel=2)
-        raise DataError(f"{self.source}: all {n} samples are bad (first: {next(iter(self.skipped.values()))})")
+        return get_with_policy(self, index, self.sample)
+
+
+def get_with_policy(dataset, index: int, get) -> dict:
+    """``get(i)`` for ``dataset[index]`` under the module docstring's bad-sample policy:
+    ``dataset.on_error`` "raise" or "skip" (the next good index; recorded in
+    ``dataset.skipped`` and warned about), ``dataset.source`` naming it. The one
+    implementation of the policy for every dataset that has one."""
+    n = len(dataset)
+    if not -n <= index < n:
+        raise IndexError(f"index {index} out of range for {dataset.source} of length {n}")
+    index %= n
+    if dataset.on_error == "raise":
+        return get(index)
+    for k in range(n):
+        i = (index + k) % n
+        if i in dataset.skipped:
+            continue
+        try:
+            return get(i)
+        except DataError as exc:
+            dataset.skipped[i] = str(exc)
+            warnings.warn(f"skipping bad sample ({len(dataset.skipped)} skipped so far): {exc}",
+                          RuntimeWarning, stacklevel=3)
+    raise DataError(f"{dataset.source}: all {n} samples are bad (first: {next(iter(dataset.skipped.values()))})")

@@ -113,9 +113,11 @@ def pose_or_zero(batch: dict) -> torch.Tensor:
     return torch.where(pose_known(batch)[:, None], p, torch.zeros_like(p))
 
 
-class _MeanLabel(nn.Module):
+class MeanLabel(nn.Module):
     """Running mean of a label over the training samples seen (a persistent buffer, so
-    it survives checkpoints): the mean-prediction baseline of a regression task."""
+    it survives checkpoints): the mean-prediction baseline of a regression task
+    (``self.mean_label = MeanLabel(shape)``, ``update(labels)`` in ``observe``,
+    ``mean()`` in ``metrics``)."""
 
     def __init__(self, shape):
         super().__init__()
@@ -195,7 +197,7 @@ class LandmarkTask(Task):
         self.unit = float(o["unit"] or (ctx.model_config.input_size if ctx.model_config is not None else 1.0))
         self.kw = {"wing_w": o["wing_w"], "wing_eps": o["wing_eps"], "lambda_p": o["lambda_p"]}
         self._loss = landmark_loss if ctx.fused else landmark_loss_reference
-        self.mean_label = _MeanLabel((68, 2))
+        self.mean_label = MeanLabel((68, 2))
 
     def loss(self, outputs, batch):
         pred = outputs["landmarks"].float() / self.unit
@@ -236,7 +238,7 @@ class PoseTask(Task):
         from pyface.ops.reference import pose_loss_reference
 
         self._loss = pose_loss if (context is None or context.fused) else pose_loss_reference
-        self.mean_label = _MeanLabel((3,))
+        self.mean_label = MeanLabel((3,))
 
     def loss(self, outputs, batch):
         pred, ok = outputs["pose"].float(), pose_known(batch)
