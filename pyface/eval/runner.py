@@ -169,7 +169,7 @@ def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precision
     ``warmup`` untimed calls, then up to ``repeats`` timed calls (fewer when one
     configuration would take longer than ``max_seconds``); median and IQR of the
     per-call throughput, and the device name."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = runtime.resolve_device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     size = model.config.input_size
     name = device_name(device)
