@@ -156,9 +156,10 @@ def prepare_input(images: torch.Tensor, size: int | None = None) -> torch.Tensor
     return x
 
 
-def _device_of(model: torch.nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
+def _device_of(model, default: torch.device) -> torch.device:
+    """A module's device (its first parameter's); ``default`` for a plain callable."""
+    p = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    return p.device if p is not None else default
 
 
 @torch.no_grad()
@@ -169,7 +170,7 @@ def forward(model: torch.nn.Module, images: torch.Tensor, *, flip: bool = False,
     ``flip``, "embedding" is the flip-sum: the float32 sum of the image's and its
     mirror's embeddings (unnormalised, as insightface; the mirror pass runs only when
     the model has an embedding)."""
-    dev = _device_of(model)
+    dev = _device_of(model, images.device)
     x = images.to(dev, non_blocking=True)
     if size is not None:
         x = prepare_input(x, size)
@@ -185,7 +186,7 @@ def embed(model: torch.nn.Module, images: torch.Tensor, *, flip: bool = True, no
     """Face embeddings [B, D] float32 of ``images`` (see :func:`forward`): the flip-sum
     by default, L2-normalised with ``normalize``. ``model`` returns a dict with
     "embedding" or the embedding tensor itself."""
-    dev = _device_of(model)
+    dev = _device_of(model, images.device)
     x = images.to(dev, non_blocking=True)
     if size is not None:
         x = prepare_input(x, size)

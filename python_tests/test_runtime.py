@@ -306,3 +306,22 @@ def test_legacy_checkpoint_in_the_trainer(legacy, tmp_path):
         assert torch.equal(tr.model.state_dict()[k], v), k
     with pytest.raises(CheckpointError, match=r"last.pt was written by an older pyface .* init: \{checkpoint: "):
         tr.resume(root / "mtl" / "checkpoints" / "last.pt")
+
+
+def test_one_old_checkpoint_in_every_command(legacy, tmp_path, capsys):
+    """The same pre-registry checkpoint through ``pyface eval`` and ``pyface label``
+    (before the runtime, eval upgraded it and the labeler failed on its keys)."""
+    from pyface.cli import main
+    from pyface.data import SyntheticFaces, write_aflw2000, write_image_folder
+
+    root, _ = legacy
+    faces = SyntheticFaces(3, 2, image_size=64, seed=2)
+    write_aflw2000(str(tmp_path / "AFLW2000"), [faces[i] for i in range(len(faces))])
+    write_image_folder(str(tmp_path / "img"), [faces[i] for i in range(len(faces))])
+    old = str(root / "fldhpe" / "model.pt")
+    assert main(["eval", "landmarks", "--checkpoint", old, "--aflw2000", str(tmp_path / "AFLW2000"),
+                 "--out", str(tmp_path / "ev"), "--no-progress", "--device", "cpu", "--cache", ""]) == 0
+    assert (tmp_path / "ev" / "report.json").is_file()
+    assert main(["label", "landmarks", "--data", str(tmp_path / "img"), "--net", old, "--no-mediapipe",
+                 "--views", "2", "--out", str(tmp_path / "lab"), "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "lab" / "manifest.parquet").is_file()
