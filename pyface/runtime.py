@@ -15,12 +15,13 @@ mixed precision, prepares the input and computes flip-sum embeddings -- for the 
 - **Devices** (:func:`resolve_device`): ``None``/"auto" (CUDA when available), "cpu",
   "cuda", "cuda:N" or a ``torch.device``; anything else is an error naming the argument.
 - **Mixed precision** (:func:`autocast`): inference runs under fp16 autocast on CUDA by
-  default (:data:`INFERENCE_AMP`) and in fp32 on the CPU. fp16 rather than bf16 because
-  its 10-bit mantissa (bf16: 7) keeps the landmark regression within ~0.05 % of the
-  input side (bf16: ~0.4 %, a visible share of a 3 % NME) while the nets' activations
-  (batch-normalised, outputs cast to float32 in the heads) stay far below fp16's
-  65504 range, and because every CUDA GPU runs fp16 tensor cores (bf16 needs Ampere or
-  later). "bf16" and fp32 (``amp=False``) are options everywhere ``amp`` is taken.
+  default (:data:`INFERENCE_AMP`) and in fp32 on the CPU (autocast off: CPU numbers do
+  not depend on this policy). fp16 rather than bf16 because its 10-bit mantissa (bf16:
+  7) rounds the landmark head's output to ~0.05 % of the input side (bf16: ~0.4 %, over
+  a tenth of a 3 % NME), while the nets' activations (batch-normalised; the heads cast
+  their outputs to float32) stay far below fp16's 65504 limit; and every CUDA GPU has
+  fp16 tensor cores (bf16 ones need Ampere or later). "bf16" and fp32 (``amp=False``)
+  are options wherever ``amp`` is taken (``pyface eval``, the labeler, identities).
 - **Input** (:func:`prepare_input`): uint8 RGB [B, 3, H, W] -> the nets' normalised
   float input ``(x - 127.5) / 128`` (:meth:`MultiTaskNet.normalize`), resized
   (bilinear, antialiased) to the net's input side when it differs.
