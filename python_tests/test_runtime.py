@@ -249,8 +249,9 @@ def legacy(tmp_path):
         assert any(k.startswith("stage4.") for k in old) and R.is_legacy_state_dict(old)
         (tmp_path / name / "checkpoints").mkdir(parents=True)
         torch.save({"model": old, "model_config": m.config.to_dict()}, tmp_path / name / "model.pt")
-        torch.save({"model": old, "model_config": m.config.to_dict(), "step": 7, "loss": {"fr.weight": torch.ones(4, 8)},
-                    "rng": {"numpy": np.random.get_state()}}, tmp_path / name / "checkpoints" / "last.pt")
+        torch.save({"model": old, "model_config": m.config.to_dict(), "step": 7,
+                    "loss": {"fr.weight": torch.ones(4, 8)}, "rng": {"numpy": np.random.get_state()}},
+                   tmp_path / name / "checkpoints" / "last.pt")
         out[name] = m
     return tmp_path, out
 

@@ -15,8 +15,8 @@ import torch
 from pyface.data.sample import mirror_landmarks, mirror_pose
 from pyface.registry import Registry
 
-__all__ = ["TRANSFORMS", "register_transform", "Compose", "Resize", "RandomFaceCrop", "CenterFaceCrop", "RandomHorizontalFlip",
-           "ColorJitter", "face_box", "RandomCentralZoom", "GaussianBlur", "RandomDownscale", "Cutout",
+__all__ = ["TRANSFORMS", "register_transform", "Compose", "Resize", "RandomFaceCrop", "CenterFaceCrop",
+           "RandomHorizontalFlip", "ColorJitter", "face_box", "RandomCentralZoom", "GaussianBlur", "RandomDownscale", "Cutout",
            "RandomGrayscale", "GaussianNoise", "RandomSquareCrop", "RandomTilePuzzle", "BarlowTwinsViews",
            "hmtl_augmentation"]
 
