@@ -16,8 +16,8 @@ from pyface.data.sample import mirror_landmarks, mirror_pose
 from pyface.registry import Registry
 
 __all__ = ["TRANSFORMS", "register_transform", "Compose", "Resize", "RandomFaceCrop", "CenterFaceCrop",
-           "RandomHorizontalFlip", "ColorJitter", "face_box", "RandomCentralZoom", "GaussianBlur", "RandomDownscale", "Cutout",
-           "RandomGrayscale", "GaussianNoise", "RandomSquareCrop", "RandomTilePuzzle", "BarlowTwinsViews",
+           "RandomHorizontalFlip", "ColorJitter", "face_box", "RandomCentralZoom", "GaussianBlur", "RandomDownscale",
+           "Cutout", "RandomGrayscale", "GaussianNoise", "RandomSquareCrop", "RandomTilePuzzle", "BarlowTwinsViews",
            "hmtl_augmentation"]
 
 
