@@ -33,6 +33,7 @@ mixed precision, prepares the input and computes flip-sum embeddings -- for the 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -228,12 +229,27 @@ def _safe_globals() -> list:
         from numpy._core import multiarray as ma
     except ImportError:  # numpy < 2
         from numpy.core import multiarray as ma
-    out = [np.ndarray, np.dtype]
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        out += [(ma._reconstruct, f"{mod}._reconstruct"), (ma.scalar, f"{mod}.scalar")]
+    out = [np.ndarray, np.dtype, ma._reconstruct, ma.scalar]
+    if torch.torch_version.TorchVersion(torch.__version__) >= "2.6":  # (object, pickled name) entries
+        # a pickle written under the other numpy major names the functions by its module
+        other = "numpy.core.multiarray" if ma.__name__ == "numpy._core.multiarray" else "numpy._core.multiarray"
+        out += [(ma._reconstruct, f"{other}._reconstruct"), (ma.scalar, f"{other}.scalar")]
     # the dtypes they were: the MT19937 key (uint32) and metric values in the logs
     out += [type(np.dtype(t)) for t in ("uint32", "float64", "float32", "int64")]
     return out
+
+
+@contextlib.contextmanager
+def _allow(globs):
+    """``torch.serialization.safe_globals`` (torch >= 2.5); on torch 2.4 the same entries
+    added process-wide, which is all that version offers."""
+    ctx = getattr(torch.serialization, "safe_globals", None)
+    if ctx is not None:
+        with ctx(globs):
+            yield
+    else:
+        torch.serialization.add_safe_globals(globs)
+        yield
 
 
 def read_checkpoint(path: str | os.PathLike, *, map_location="cpu", what: str | None = None) -> dict:
@@ -245,7 +261,7 @@ def read_checkpoint(path: str | os.PathLike, *, map_location="cpu", what: str | 
     if not p.is_file():
         raise CheckpointNotFoundError(f"{_prefix(what)}checkpoint not found: {p}")
     try:
-        with torch.serialization.safe_globals(_safe_globals()), warnings.catch_warnings():
+        with _allow(_safe_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             st = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - whatever a foreign or torn file raises, it is a bad file

@@ -326,3 +326,25 @@ def test_one_old_checkpoint_in_every_command(legacy, tmp_path, capsys):
     assert main(["label", "landmarks", "--data", str(tmp_path / "img"), "--net", old, "--no-mediapipe",
                  "--views", "2", "--out", str(tmp_path / "lab"), "--no-progress", "--device", "cpu"]) == 0
     assert (tmp_path / "lab" / "manifest.parquet").is_file()
+
+
+@pytest.mark.skipif(torch.torch_version.TorchVersion(torch.__version__) < "2.6",
+                    reason="torch < 2.6 cannot allow-list a global under another module's name")
+def test_a_numpy_1_training_checkpoint_loads_under_numpy_2(tmp_path):
+    """numpy 1 pickled its arrays through ``numpy.core.multiarray``, numpy 2 through
+    ``numpy._core.multiarray``: the allow-list names both (torch's legacy format here, whose
+    pickle can be edited as text)."""
+    import io
+
+    np.random.seed(3)
+    st = {"rng": {"numpy": np.random.get_state()}, "w": torch.ones(3)}
+    buf = io.BytesIO()
+    torch.save(st, buf, _use_new_zipfile_serialization=False)
+    mine, other = [f"numpy.{m}.multiarray".encode() for m in ("_core", "core")]
+    if mine not in buf.getvalue():
+        mine, other = other, mine
+    data = buf.getvalue().replace(mine, other)
+    assert other in data and mine not in data
+    (tmp_path / "old.pt").write_bytes(data)
+    got = R.read_checkpoint(tmp_path / "old.pt")
+    assert np.array_equal(got["rng"]["numpy"][1], st["rng"]["numpy"][1]) and torch.equal(got["w"], st["w"])
