@@ -1,4 +1,6 @@
 """Closed eyes in SyntheticFaces, eye crops, the eye-crop datasets."""
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -69,3 +71,25 @@ def test_synthetic_eyes_labels_and_folder(tmp_path):
     assert EyeFolder(str(tmp_path), on_error="skip")[i]["image"].shape == (3, 32, 32)
     with pytest.raises(FileNotFoundError, match="open/ and closed/"):
         EyeFolder(str(tmp_path / "open"))
+
+
+def test_eye_folder_skips_loudly_like_every_dataset(tmp_path):
+    """data/base.py's promise: nothing is dropped silently -- a skipped eye image is
+    recorded in ``skipped``, warned about, and not retried."""
+    ds = SyntheticEyes(2, 2, seed=0)
+    for sub in ("open", "closed"):
+        (tmp_path / sub).mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "open" / f"{i}.png"), ds[i]["image"].permute(1, 2, 0).numpy()[:, :, ::-1])
+    (tmp_path / "closed" / "bad.jpg").write_bytes(b"nope")
+    f = EyeFolder(str(tmp_path), on_error="skip")
+    i = f.files.index("closed/bad.jpg")
+    with pytest.warns(RuntimeWarning, match=r"skipping bad sample \(1 skipped so far\): .*bad.jpg"):
+        s = f[i]
+    assert s["image"].shape == (3, 32, 32) and list(f.skipped) == [i] and "bad.jpg" in f.skipped[i]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a known bad index is not read (or warned about) again
+        f[i]
+    with pytest.raises(IndexError, match="out of range"):
+        f[len(f)]
+    assert f.describe(i) == str(tmp_path / "closed" / "bad.jpg")

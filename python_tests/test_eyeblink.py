@@ -18,7 +18,7 @@ def test_head_task_recipe_registered():
 
 
 def test_task_loss_and_metrics():
-    t = TASKS["eyeblink"]()
+    t = TASKS.get("eyeblink")()
     logit = torch.tensor([2.0, -1.0, 0.5, 3.0])
     y = torch.tensor([1.0, 0.0, float("nan"), 0.0])
     want = torch.nn.functional.binary_cross_entropy_with_logits(logit[[0, 1, 3]], y[[0, 1, 3]])

@@ -209,9 +209,9 @@ def test_paper_configs_resolve(path):
 
     for spec in (cfg["data"]["train"], cfg["data"]["val"]):   # every named reader / transform exists
         if spec:
-            assert hasattr(D, spec["type"]), spec["type"]
+            assert spec["type"] in D.DATASETS, spec["type"]
             for t in spec.get("transform") or []:
-                assert hasattr(D.transforms, t["type"]), t["type"]
+                assert t["type"] in D.TRANSFORMS, t["type"]
     if cfg["init"]["checkpoint"]:
         assert cfg["recipe"] in ("hmtl", "finetune", "linear-eval")
 

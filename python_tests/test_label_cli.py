@@ -187,3 +187,23 @@ def test_manifest_box_column(folder, tmp_path):
     with_box = lab.label_arrays([img], [got[3]], keep_samples=True)["samples"]
     without = lab.label_arrays([img], keep_samples=True)["samples"]
     assert not np.allclose(with_box, without)  # the views were cut around the given box
+
+
+def test_labeling_leaves_the_callers_dataset_as_it_was(tmp_path):
+    """The labeler reads images whose labels it replaces without checking those labels,
+    and without switching off the caller's dataset.check_labels to do so."""
+    from pyface.data import write_manifest
+
+    ds = SyntheticFaces(2, 2, image_size=48, seed=3)
+    rel = write_image_folder(str(tmp_path / "img"), [ds[i] for i in range(len(ds))])
+    lm = np.full((4, 68, 2), 1000.0, np.float32)  # far outside the 48 px images
+    write_manifest(str(tmp_path / "img" / "m.parquet"), rel, [0, 0, 1, 1], lm, np.zeros((4, 3)), "t")
+    m = ManifestDataset(str(tmp_path / "img" / "m.parquet"))
+    with pytest.raises(ValueError, match="landmarks"):
+        m[0]
+    s = label_dataset(m, Labeler(_net(size=32), mediapipe=False, views=2, device="cpu"), tmp_path / "o",
+                      progress=False)
+    assert s["images"] == 4 and s["rejection_causes"]["unreadable"] == 0  # every image was read
+    assert m.check_labels is True
+    with pytest.raises(ValueError, match="landmarks"):
+        m[0]

@@ -1,5 +1,7 @@
 """Atomic, resumable Parquet shard folders (pyface.label.shards)."""
 import os
+import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
@@ -19,7 +21,9 @@ def test_write_read_resume(tmp_path):
     assert out.read().column("x").to_pylist() == [1, 2, 3, 4]
     assert out.metas() == [{"n": 2}, {"n": 2}]
     assert b"pyface.shard" not in (out.read().schema.metadata or {})
-    (tmp_path / "o" / ".part-000002.parquet.99.tmp").write_bytes(b"torn")  # a killed writer's leftover
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a killed writer's leftover: pyface.io's temporary name with a pid that is gone
+    (tmp_path / "o" / f".part-000002.parquet.{dead.pid}.0badc0de.tmp").write_bytes(b"torn")
     again = open_output(tmp_path / "o", {"b": {"c": 2}, "a": 1}, resume=True)
     assert again.finished() == [0, 1]
     assert not any(f.endswith(".tmp") for f in os.listdir(tmp_path / "o"))

@@ -297,4 +297,25 @@ def test_a_registered_task_and_recipe_train_as_peers(tmp_path):
         b.fit(resume=True)
         assert [r["loss"] for r in tr.history] == [r["loss"] for r in b.history]
     finally:
-        del HEADS["test_bright"], TASKS["test_bright"], RECIPES["test-bright"]
+        HEADS.unregister("test_bright"), TASKS.unregister("test_bright"), RECIPES.unregister("test-bright")
+
+
+def test_only_resolve_s_own_result_is_taken_as_resolved(tmp_path):
+    """A dict with 'recipe' and 'optim' used to be trusted as resolved (and failed later
+    on a missing key); now only resolve()'s result is, everything else gets resolved."""
+    import yaml
+
+    from pyface.train.config import ResolvedConfig, merge
+
+    partial = {"recipe": "mtl", "optim": {"max_steps": 2}, "out_dir": str(tmp_path / "p"), "device": "cpu",
+               "progress": False, "tensorboard": False, "model": {"preset": "iresnet-tiny-multi", "input_size": 32},
+               "tasks": ["hpe"], "data": {"train": "given", "batch_size": 8}}
+    tr = Trainer(partial, TinyFaces())
+    assert tr.cfg["optim"]["lr"] == 0.01 and tr.cfg["optim"]["schedule"] == "exp" and tr.total_steps == 2
+    assert isinstance(tr.cfg, ResolvedConfig) and tr.cfg["tasks"]["hpe"]["weight"] == 10.0
+    with pytest.raises(ValueError, match="optim.name"):  # a partial dict is validated, not trusted
+        Trainer({**partial, "optim": {"name": "lbfgs"}}, TinyFaces())
+    cfg = resolve_config(partial)
+    assert Trainer(cfg, TinyFaces()).cfg is cfg  # resolve()'s own result is used as it is
+    assert type(merge(cfg, {"seed": 1})) is dict  # an override merged in is resolved again
+    assert yaml.safe_load(yaml.safe_dump(cfg)) == dict(cfg)

@@ -20,7 +20,9 @@ Readers of real data: :class:`W300LP` (300W-LP), :class:`RecordIOFaces` (insight
 (the pseudo-labeled Parquet manifest); test sets :class:`AFLW2000` (AFLW2000-3D) and
 :class:`BIWI` (the FSA-Net ``.npz``), :class:`VerificationBin` (insightface ``.bin``),
 :class:`IJBC` (IJB-C 1:1 meta + 5-point-aligned :class:`IJBCFaces`); :class:`ETHXGaze` (head
-pose, one HDF5 file per subject; needs the ``xgaze`` extra, h5py). The sample contract is in
+pose, one HDF5 file per subject; needs the ``xgaze`` extra, h5py). A config's ``{type: Name}``
+names a class of :data:`DATASETS` (``@register_dataset``) and transforms of :data:`TRANSFORMS`
+(``@register_transform``); nothing else. The sample contract is in
 :mod:`pyface.data.sample`; bad samples raise :class:`DataError` or, with
 ``on_error="skip"``, are skipped, counted in ``dataset.skipped`` and warned about.
 """
@@ -35,7 +37,8 @@ from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifes
                                   write_manifest_dataset)
 from pyface.data.recordio import RecordIOFaces, RecordIOReader, RecordIOWriter, write_recordio
 from pyface.data.sample import MIRROR_68, DataError, check_sample, make_sample, mirror_landmarks, mirror_pose
-from pyface.data.spec import describe_spec, open_dataset
+from pyface.data.spec import DATASETS, describe_spec, open_dataset, register_dataset
+from pyface.data.transforms import TRANSFORMS, register_transform
 from pyface.data.synthetic import SyntheticFaces
 from pyface.data.ijbc import IJBC, IJBCFaces, write_ijbc
 from pyface.data.verification_bin import VerificationBin, read_bin, write_bin
@@ -48,5 +51,6 @@ __all__ = [
     "W300LP", "write_300wlp", "SyntheticFaces", "AFLW2000", "write_aflw2000", "BIWI", "write_biwi_npz",
     "IJBC", "IJBCFaces", "write_ijbc", "VerificationBin", "read_bin", "write_bin", "align_face", "umeyama",
     "ETHXGaze", "write_ethxgaze",
-    "EyeFolder", "SyntheticEyes", "eye_crops", "open_dataset", "describe_spec",
+    "EyeFolder", "SyntheticEyes", "eye_crops", "open_dataset", "describe_spec", "DATASETS", "register_dataset",
+    "TRANSFORMS", "register_transform",
 ]

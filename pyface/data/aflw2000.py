@@ -20,9 +20,10 @@ from typing import Iterable
 
 import numpy as np
 
-from pyface.data.base import FaceDataset, read_image
+from pyface.data.base import FaceDataset, read_image, write_image
 from pyface.data.sample import DataError
-from pyface.data.w300lp import MATLAB_TO_PIXEL, _field, _loadmat, pose_from_pose_para, pose_para_from_pose
+from pyface.data.spec import register_dataset
+from pyface.data.w300lp import MATLAB_TO_PIXEL, _field, _loadmat, pose_from_pose_para, pose_para_from_pose, write_mat
 
 __all__ = ["AFLW2000", "loose_crop_box", "crop_image", "write_aflw2000"]
 
@@ -56,6 +57,7 @@ def crop_image(image: np.ndarray, box) -> np.ndarray:
     return out
 
 
+@register_dataset
 class AFLW2000(FaceDataset):
     """AFLW2000-3D: 2000 images with 68 landmarks (``pt3d_68`` x, y) and pose.
 
@@ -88,7 +90,7 @@ class AFLW2000(FaceDataset):
     def __len__(self) -> int:
         return len(self.names)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return os.path.join(self.root, self.names[i] + ".jpg")
 
     def labels(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,14 +111,14 @@ class AFLW2000(FaceDataset):
         return lm, pose, box_pts
 
     def _load(self, i: int):
-        image = read_image(self._describe(i))
+        image = read_image(self.describe(i))
         lm, pose, box_pts = self.labels(i)
         if self.crop == "loose":
             x0, y0, x1, y1 = loose_crop_box(box_pts)
             try:
                 image = crop_image(image, (x0, y0, x1, y1))
             except ValueError as exc:
-                raise DataError(f"{self._describe(i)}: {exc}") from exc
+                raise DataError(f"{self.describe(i)}: {exc}") from exc
             lm = lm - np.array([x0, y0], dtype=np.float64)
         return image, lm.astype(np.float32), pose.astype(np.float32), -1
 
@@ -125,21 +127,15 @@ def write_aflw2000(root: str, samples: Iterable[dict], quality: int = 95) -> lis
     """Write contract samples in the AFLW2000-3D layout (``image<k>.jpg`` + ``.mat`` with
     ``Pose_Para``, ``pt3d_68`` (z = 0) and ``pt2d`` holding 21 of the 68 points).
     Returns the written names."""
-    import cv2
-    import scipy.io
-
     os.makedirs(root, exist_ok=True)
     names = []
     for k, s in enumerate(samples):
         name = f"image{k:05d}"
-        rgb = s["image"].permute(1, 2, 0).numpy()
-        path = os.path.join(root, name + ".jpg")
-        if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]):
-            raise OSError(f"cannot write {path}")
+        write_image(os.path.join(root, name + ".jpg"), s["image"].permute(1, 2, 0).numpy(), quality)
         lm = s["landmarks"].numpy().astype(np.float64) - MATLAB_TO_PIXEL
         pt3d = np.concatenate([lm.T, np.zeros((1, 68))], 0)
         sub = lm[np.linspace(0, 67, 21).astype(int)].T
-        scipy.io.savemat(os.path.join(root, name + ".mat"),
-                         {"Pose_Para": pose_para_from_pose(s["pose"].numpy()), "pt3d_68": pt3d, "pt2d": sub})
+        write_mat(os.path.join(root, name + ".mat"),
+                  {"Pose_Para": pose_para_from_pose(s["pose"].numpy()), "pt3d_68": pt3d, "pt2d": sub})
         names.append(name)
     return names

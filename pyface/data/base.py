@@ -9,6 +9,7 @@ are their own). Nothing is dropped silently.
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import cv2
@@ -16,8 +17,9 @@ import numpy as np
 import torch
 
 from pyface.data.sample import DataError, label_problem, make_sample
+from pyface.io import atomic_write
 
-__all__ = ["FaceDataset", "decode_image", "read_image"]
+__all__ = ["FaceDataset", "decode_image", "get_with_policy", "read_image", "write_image"]
 
 
 def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:
@@ -38,10 +40,27 @@ def read_image(path: str) -> np.ndarray:
     return decode_image(data, path)
 
 
+def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int | None = 95) -> None:
+    """Encode an HxWx3 RGB uint8 image by ``path``'s extension (JPEG at ``quality``; None:
+    OpenCV's default) and commit it atomically. Not fsynced: the writers that call this
+    write thousands of images, and the rename alone keeps a killed writer's file out."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if quality is not None and ext.lower() in (".jpg", ".jpeg") \
+        else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise OSError(f"cannot encode {path} ({ext or 'no extension'})")
+    with atomic_write(path, "wb", fsync=False) as f:
+        f.write(buf.tobytes())
+
+
 class FaceDataset(torch.utils.data.Dataset):
-    """Subclasses implement ``__len__``, ``_describe(i)`` (file name for messages) and
-    ``_load(i) -> (image HxWx3 RGB uint8, landmarks [68,2] or None, pose (yaw,pitch,roll)
-    deg or None, identity int)``, raising DataError for unusable samples."""
+    """Subclasses implement ``__len__``, ``describe(i)`` (the sample's file, for messages
+    and manifests) and ``_load(i) -> (image HxWx3 RGB uint8, landmarks [68,2] or None,
+    pose (yaw,pitch,roll) deg or None, identity int)``, raising DataError for unusable
+    samples. Public: ``dataset[i]`` (with the ``on_error`` policy), :meth:`sample` (one
+    index, no policy), :meth:`describe`, ``skipped``."""
 
     source = "faces"
 
@@ -56,8 +75,13 @@ class FaceDataset(torch.utils.data.Dataset):
         self.max_angle = max_angle
         self.skipped: dict[int, str] = {}
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
+        """Where sample ``i`` comes from: its file path (``<file>#<key>`` inside a
+        container file); ``#<i>`` for a dataset without files."""
         return f"#{i}"
+
+    def _describe(self, i: int) -> str:  # the former name, still called by label/identities.py
+        return self.describe(i)
 
     def _load(self, i: int):
         raise NotImplementedError
@@ -65,36 +89,48 @@ class FaceDataset(torch.utils.data.Dataset):
     def _source(self, i: int) -> str:
         return self.source
 
-    def _sample(self, i: int) -> dict:
+    def sample(self, i: int, *, check_labels: bool | None = None) -> dict:
+        """Sample ``i`` as ``dataset[i]`` gives it, but without the ``on_error`` policy: a
+        bad sample raises :class:`DataError`. ``check_labels`` overrides the dataset's
+        setting for this call (e.g. the labeler, which replaces the labels, reads images
+        whose labels are out of range) without changing the dataset."""
         try:
             image, landmarks, pose, identity = self._load(i)
         except DataError as exc:
             raise DataError(f"{self._source(i)}[{i}] {exc}") from exc
-        if self.check_labels:
+        if self.check_labels if check_labels is None else check_labels:
             h, w = image.shape[:2]
             why = label_problem(np.full((68, 2), np.nan) if landmarks is None else landmarks,
                                 np.full(3, np.nan) if pose is None else pose, identity, w, h,
                                 self.landmark_margin, self.max_angle)
             if why is not None:
-                raise DataError(f"{self._source(i)}[{i}] {self._describe(i)}: {why}")
+                raise DataError(f"{self._source(i)}[{i}] {self.describe(i)}: {why}")
         sample = make_sample(image, landmarks, pose, identity, self._source(i))
         return self.transform(sample) if self.transform is not None else sample
 
     def __getitem__(self, index: int) -> dict:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {self.source} of length {n}")
-        index %= n
-        if self.on_error == "raise":
-            return self._sample(index)
-        for k in range(n):
-            i = (index + k) % n
-            if i in self.skipped:
-                continue
-            try:
-                return self._sample(i)
-            except DataError as exc:
-                self.skipped[i] = str(exc)
-                warnings.warn(f"skipping bad sample ({len(self.skipped)} skipped so far): {exc}",
-                              RuntimeWarning, stacklevel=2)
-        raise DataError(f"{self.source}: all {n} samples are bad (first: {next(iter(self.skipped.values()))})")
+        return get_with_policy(self, index, self.sample)
+
+
+def get_with_policy(dataset, index: int, get) -> dict:
+    """``get(i)`` for ``dataset[index]`` under the module docstring's bad-sample policy:
+    ``dataset.on_error`` "raise" or "skip" (the next good index; recorded in
+    ``dataset.skipped`` and warned about), ``dataset.source`` naming it. The one
+    implementation of the policy for every dataset that has one."""
+    n = len(dataset)
+    if not -n <= index < n:
+        raise IndexError(f"index {index} out of range for {dataset.source} of length {n}")
+    index %= n
+    if dataset.on_error == "raise":
+        return get(index)
+    for k in range(n):
+        i = (index + k) % n
+        if i in dataset.skipped:
+            continue
+        try:
+            return get(i)
+        except DataError as exc:
+            dataset.skipped[i] = str(exc)
+            warnings.warn(f"skipping bad sample ({len(dataset.skipped)} skipped so far): {exc}",
+                          RuntimeWarning, stacklevel=3)
+    raise DataError(f"{dataset.source}: all {n} samples are bad (first: {next(iter(dataset.skipped.values()))})")

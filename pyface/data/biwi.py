@@ -14,10 +14,13 @@ import numpy as np
 
 from pyface.data.base import FaceDataset
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
+from pyface.io import atomic_write
 
 __all__ = ["BIWI", "write_biwi_npz"]
 
 
+@register_dataset
 class BIWI(FaceDataset):
     source = "biwi"
 
@@ -45,7 +48,7 @@ class BIWI(FaceDataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return f"{self.path}[{i}]"
 
     def _load(self, i: int):
@@ -62,7 +65,6 @@ def write_biwi_npz(path: str, samples: Iterable[dict]) -> int:
     for s in samples:
         imgs.append(s["image"].permute(1, 2, 0).numpy()[:, :, ::-1])
         poses.append(s["pose"].numpy())
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, image=np.stack(imgs).astype(np.uint8), pose=np.stack(poses).astype(np.float32))
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez(f, image=np.stack(imgs).astype(np.uint8), pose=np.stack(poses).astype(np.float32))
     return len(imgs)

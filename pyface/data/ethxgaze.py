@@ -28,6 +28,8 @@ import numpy as np
 
 from pyface.data.base import FaceDataset
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
+from pyface.io import atomic_path
 
 __all__ = ["ETHXGaze", "VAL_SUBJECTS", "write_ethxgaze"]
 
@@ -54,6 +56,7 @@ def _subject_files(folder: str) -> dict[int, str]:
     return out
 
 
+@register_dataset
 class ETHXGaze(FaceDataset):
     """ETH-XGaze face patches with head pose (yaw, pitch, 0) degrees; landmarks unknown,
     identity = subject id.
@@ -119,7 +122,7 @@ class ETHXGaze(FaceDataset):
         f = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return f, i - int(self.offsets[f])
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         f, j = self._locate(i)
         return f"{self.paths[f]}[{j}]"
 
@@ -137,9 +140,9 @@ class ETHXGaze(FaceDataset):
             bgr = np.asarray(h5["face_patch"][j])
             pitch, yaw = (float(v) for v in np.asarray(h5["face_head_pose"][j], dtype=np.float64))
         except (OSError, KeyError) as exc:
-            raise DataError(f"{self._describe(i)}: cannot read ({exc})") from exc
+            raise DataError(f"{self.describe(i)}: cannot read ({exc})") from exc
         if bgr.dtype != np.uint8:
-            raise DataError(f"{self._describe(i)}: face_patch dtype {bgr.dtype}, expected uint8")
+            raise DataError(f"{self.describe(i)}: face_patch dtype {bgr.dtype}, expected uint8")
         pose = np.array([np.degrees(yaw), np.degrees(pitch), 0.0])
         return np.ascontiguousarray(bgr[:, :, ::-1]), None, pose, self.subjects[f]
 
@@ -163,7 +166,7 @@ def write_ethxgaze(root: str, subjects: dict[int, tuple[np.ndarray, np.ndarray]]
         if rgb.ndim != 4 or rgb.shape[3] != 3 or len(rgb) != len(yp):
             raise ValueError(f"subject {s}: need rgb [N, H, W, 3] and pose [N, 2], got {rgb.shape}, {yp.shape}")
         p = os.path.join(root, folder, f"subject{s:04d}.h5")
-        with h5py.File(p, "w") as f:
+        with atomic_path(p) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("face_patch", data=rgb[..., ::-1], chunks=(1,) + rgb.shape[1:])
             f.create_dataset("face_head_pose", data=np.radians(yp[:, ::-1]).astype(np.float32))
             f.create_dataset("face_gaze", data=np.zeros((len(yp), 2), np.float32))

@@ -17,9 +17,9 @@ import os
 import numpy as np
 import torch
 
-from pyface.data.base import read_image
+from pyface.data.base import get_with_policy, read_image
 from pyface.data.folder import list_class_images
-from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
 
 __all__ = ["EYE_POINTS", "EYE_CROP_SIZE", "EYE_CROP_SCALE", "eye_crops", "EyeFolder", "SyntheticEyes"]
 
@@ -69,9 +69,12 @@ def eye_crops(images: torch.Tensor, landmarks: torch.Tensor, size: int = EYE_CRO
     return out.to(images.dtype)
 
 
+@register_dataset
 class EyeFolder(torch.utils.data.Dataset):
     """Eye crops in ``root/open/`` and ``root/closed/`` (any image size; resized to
-    ``size`` squared). ``on_error``: "raise" (DataError naming the file) or "skip"."""
+    ``size`` squared). ``on_error``: "raise" (DataError naming the file) or "skip" (the
+    next readable image; recorded in ``skipped`` and warned about, as every pyface
+    dataset does: :func:`pyface.data.base.get_with_policy`)."""
 
     source = "eye_folder"
 
@@ -94,28 +97,23 @@ class EyeFolder(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def describe(self, i: int) -> str:
+        return os.path.join(self.root, self.files[i])
+
     def _get(self, i: int) -> dict:
         import cv2
 
-        img = read_image(os.path.join(self.root, self.files[i]))
+        img = read_image(self.describe(i))
         if img.shape[:2] != (self.size, self.size):
             img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_AREA)
         return {"image": torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).contiguous(),
                 "eye_closed": torch.tensor(float(self.labels[i])), "source": self.source}
 
     def __getitem__(self, index: int) -> dict:
-        n = len(self)
-        for k in range(n if self.on_error == "skip" else 1):
-            i = (index + k) % n
-            try:
-                return self._get(i)
-            except DataError as exc:
-                if self.on_error == "raise":
-                    raise
-                self.skipped[i] = str(exc)
-        raise DataError(f"{self.root}: all {n} eye images are unreadable")
+        return get_with_policy(self, index, self._get)
 
 
+@register_dataset
 class SyntheticEyes(torch.utils.data.Dataset):
     """Eye crops from SyntheticFaces (``eye_closed_prob`` of every eye closed): sample
     ``i`` is eye ``i % 2`` of face ``i // 2``; label 1 when its openness < 0.5.

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from pyface.data.base import FaceDataset, read_image
+from pyface.data.base import FaceDataset, read_image, write_image
+from pyface.data.spec import register_dataset
 
 __all__ = ["ImageFolderFaces", "write_image_folder", "list_class_images", "IMAGE_EXTENSIONS"]
 
@@ -28,6 +29,7 @@ def list_class_images(root: str, classes, extensions=IMAGE_EXTENSIONS) -> tuple[
     return files, labels
 
 
+@register_dataset
 class ImageFolderFaces(FaceDataset):
     source = "image_folder"
 
@@ -49,18 +51,16 @@ class ImageFolderFaces(FaceDataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return os.path.join(self.root, self.files[i])
 
     def _load(self, i: int):
-        return read_image(self._describe(i)), None, None, self.labels[i]
+        return read_image(self.describe(i)), None, None, self.labels[i]
 
 
 def write_image_folder(root: str, samples: Iterable[dict], ext: str = ".jpg", quality: int = 95) -> list[str]:
     """Write contract samples as ``root/<identity as %06d>/<n>.jpg``; returns the paths
     relative to ``root``."""
-    import cv2
-
     os.makedirs(root, exist_ok=True)
     counts: dict[int, int] = {}
     paths = []
@@ -72,9 +72,6 @@ def write_image_folder(root: str, samples: Iterable[dict], ext: str = ".jpg", qu
         counts[ident] = k + 1
         rel = os.path.join(f"{ident:06d}", f"{k:04d}{ext}")
         os.makedirs(os.path.join(root, f"{ident:06d}"), exist_ok=True)
-        rgb = s["image"].permute(1, 2, 0).numpy()
-        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext.lower() in (".jpg", ".jpeg") else []
-        if not cv2.imwrite(os.path.join(root, rel), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
-            raise OSError(f"cannot write {os.path.join(root, rel)}")
+        write_image(os.path.join(root, rel), s["image"].permute(1, 2, 0).numpy(), quality)
         paths.append(rel)
     return paths

@@ -20,8 +20,10 @@ from typing import Iterable
 import numpy as np
 
 from pyface.data.align import align_face
-from pyface.data.base import FaceDataset, read_image
+from pyface.data.base import FaceDataset, read_image, write_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
+from pyface.io import write_text_atomic
 
 __all__ = ["IJBC", "IJBCFaces", "write_ijbc"]
 
@@ -105,6 +107,7 @@ class IJBC:
         return IJBCFaces(self, size, **kw)
 
 
+@register_dataset
 class IJBCFaces(FaceDataset):
     """Aligned ``size`` x ``size`` RGB crops of the IJB-C images, in meta order."""
 
@@ -118,11 +121,11 @@ class IJBCFaces(FaceDataset):
     def __len__(self) -> int:
         return len(self.meta)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return os.path.join(self.meta.image_dir, str(self.meta.names[i]))
 
     def _load(self, i: int):
-        img = read_image(self._describe(i))
+        img = read_image(self.describe(i))
         return align_face(img, self.meta.landmarks5[i], self.size), None, None, -1
 
 
@@ -130,8 +133,6 @@ def write_ijbc(root: str, images: Iterable[np.ndarray], points5, templates, medi
                faceness=None, target: str = "IJBC") -> list[str]:
     """Write RGB images with their five points, template/media ids and pairs
     ``[(t1, t2, label)]`` in the IJB-C layout (tests and the demo). Returns image names."""
-    import cv2
-
     os.makedirs(os.path.join(root, "meta"), exist_ok=True)
     os.makedirs(os.path.join(root, "loose_crop"), exist_ok=True)
     p = target.lower()
@@ -140,14 +141,12 @@ def write_ijbc(root: str, images: Iterable[np.ndarray], points5, templates, medi
     faceness = np.ones(len(images)) if faceness is None else np.asarray(faceness)
     for k, img in enumerate(images):
         name = f"{k + 1}.jpg"
-        if not cv2.imwrite(os.path.join(root, "loose_crop", name), cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)):
-            raise OSError(f"cannot write {name}")
+        write_image(os.path.join(root, "loose_crop", name), img, quality=None)
         pts = " ".join(f"{v:.3f}" for v in np.asarray(points5[k], np.float64).reshape(10))
         pts_lines.append(f"{name} {pts} {float(faceness[k]):.6f}")
         tid_lines.append(f"{name} {int(templates[k])} {int(medias[k])}")
         names.append(name)
     for fname, lines in ((f"{p}_face_tid_mid.txt", tid_lines), (f"{p}_name_5pts_score.txt", pts_lines),
                          (f"{p}_template_pair_label.txt", [f"{int(a)} {int(b)} {int(c)}" for a, b, c in pairs])):
-        with open(os.path.join(root, "meta", fname), "w") as f:
-            f.write("\n".join(lines) + "\n")
+        write_text_atomic(os.path.join(root, "meta", fname), "\n".join(lines) + "\n")
     return names

@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 from pyface.data.base import FaceDataset, read_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
+from pyface.io import atomic_path
 
 __all__ = ["MANIFEST_SCHEMA", "MANIFEST_VERSION", "write_manifest", "write_manifest_dataset", "read_manifest",
            "ManifestDataset"]
@@ -80,7 +82,8 @@ def write_manifest(path: str, image, identity, landmarks, pose, source) -> pa.Ta
         schema=MANIFEST_SCHEMA,
     )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    pq.write_table(table, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
     return table
 
 
@@ -130,6 +133,7 @@ def _list_column(table: pa.Table, name: str, width: int, path: str) -> np.ndarra
     return values.reshape(len(table), width)
 
 
+@register_dataset
 class ManifestDataset(FaceDataset):
     """A dataset over a manifest. ``root``: base directory for relative image references
     (default: the manifest's directory). ``source`` of each sample is the row's source."""
@@ -155,7 +159,7 @@ class ManifestDataset(FaceDataset):
     def _resolve(self, ref: str) -> str:
         return ref if os.path.isabs(ref) else os.path.join(self.root, ref)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return self._resolve(self.images[i])
 
     def _load(self, i: int):

@@ -15,6 +15,7 @@ datasets start with a header record (key 0, ``flag > 0``) whose labels are
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from typing import Iterable
@@ -23,6 +24,8 @@ import numpy as np
 
 from pyface.data.base import FaceDataset, decode_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
+from pyface.io import atomic_write
 
 __all__ = ["MAGIC", "IRHeader", "RecordIOReader", "RecordIOWriter", "pack_record",
            "unpack_record", "RecordIOFaces", "write_recordio"]
@@ -70,12 +73,20 @@ def unpack_record(record: bytes) -> tuple[IRHeader, bytes]:
 
 class RecordIOWriter:
     """Writes ``path.rec`` and (if ``idx_path``) the ``.idx`` index, byte-compatible with
-    mxnet's ``MXIndexedRecordIO``."""
+    mxnet's ``MXIndexedRecordIO``. Both are written under temporary names
+    (:func:`pyface.io.atomic_write`) and committed by :meth:`close` (or the end of a
+    ``with`` block without an error): an existing file is replaced only by a complete
+    one; an error inside the ``with`` block leaves it as it was."""
 
     def __init__(self, rec_path: str, idx_path: str | None = None):
         os.makedirs(os.path.dirname(os.path.abspath(rec_path)), exist_ok=True)
-        self._f = open(rec_path, "wb")
-        self._idx = open(idx_path, "w") if idx_path else None
+        self._files = contextlib.ExitStack()
+        try:
+            self._f = self._files.enter_context(atomic_write(rec_path, "wb"))
+            self._idx = self._files.enter_context(atomic_write(idx_path, "w")) if idx_path else None
+        except BaseException:
+            self._files.close()
+            raise
 
     def write(self, record: bytes, key: int | None = None) -> None:
         if len(record) >= 1 << 29:
@@ -97,15 +108,18 @@ class RecordIOWriter:
         self._f.write(b"\0" * (-len(data) % 4))
 
     def close(self) -> None:
-        self._f.close()
-        if self._idx is not None:
-            self._idx.close()
+        """Commit the files, the index then the .rec (two renames: a kill between them,
+        microseconds apart, pairs the new index with the previous .rec)."""
+        self._files.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        if exc[0] is None:
+            self.close()
+        else:  # discard the temporary files; the exception propagates
+            self._files.__exit__(*exc)
 
 
 class RecordIOReader:
@@ -181,6 +195,7 @@ class RecordIOReader:
             self.close()
 
 
+@register_dataset
 class RecordIOFaces(FaceDataset):
     """An insightface face-recognition RecordIO dataset (e.g. MS1MV3 ``train.rec``).
 
@@ -211,14 +226,14 @@ class RecordIOFaces(FaceDataset):
     def __len__(self) -> int:
         return len(self.image_keys)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return f"{self.reader.rec_path}#{self.image_keys[i]}"
 
     def _load(self, i: int):
         key = self.image_keys[i]
         header, payload = unpack_record(self.reader.read_idx(key))
         label = header.label[0] if header.flag > 0 else header.label
-        image = decode_image(payload, self._describe(i))
+        image = decode_image(payload, self.describe(i))
         return image, None, None, int(label)
 
 

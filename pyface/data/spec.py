@@ -1,7 +1,11 @@
-"""Datasets named on the command line: a path or a ``{type: Name, ...}`` mapping.
+"""Datasets named on the command line or in a config: a path or a ``{type: Name, ...}`` mapping.
 
-- ``{type: Name, **kwargs}`` (a dict, or its YAML/JSON text): ``pyface.data.Name(**kwargs)``;
-  a ``transform`` list of ``{type: T, **kwargs}`` becomes ``transforms.Compose([T(**kwargs), ...])``;
+- ``{type: Name, **kwargs}`` (a dict, or its YAML/JSON text): ``Name(**kwargs)`` for a
+  dataset class registered in :data:`DATASETS` (``@register_dataset``: every reader of
+  :mod:`pyface.data`; nothing else -- a writer or an error class is not a dataset type);
+  a ``transform`` list of ``{type: T, **kwargs}`` becomes ``transforms.Compose([T(**kwargs), ...])``
+  for transforms registered in :data:`pyface.data.transforms.TRANSFORMS`. An unknown
+  name is a :class:`~pyface.errors.ConfigError` naming the key and the close names;
 - a ``.parquet`` file: :class:`ManifestDataset`;
 - a ``.rec`` file: :class:`RecordIOFaces`;
 - a folder with ``AFW/`` (or another 300W-LP subset) holding ``.mat`` files: :class:`W300LP`;
@@ -11,7 +15,23 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["open_dataset", "describe_spec"]
+import torch
+
+from pyface.errors import ConfigError
+from pyface.registry import Registry
+
+__all__ = ["DATASETS", "open_dataset", "describe_spec", "register_dataset"]
+
+#: Dataset classes a ``{type: Name}`` spec may name (``DATASETS.names()``).
+DATASETS: Registry[type] = Registry("dataset type")
+
+
+def register_dataset(cls: type) -> type:
+    """Class decorator: make ``cls`` (a ``torch.utils.data.Dataset``) a dataset type under
+    its class name, e.g. ``{type: MyFaces, root: ...}`` in a config."""
+    if not (isinstance(cls, type) and issubclass(cls, torch.utils.data.Dataset)):
+        raise TypeError(f"register_dataset: {cls!r} is not a torch.utils.data.Dataset class")
+    return DATASETS.register(cls.__name__, cls)
 
 
 def describe_spec(spec) -> str | dict:
@@ -33,26 +53,27 @@ def _parse(spec):
     return os.fspath(spec) if isinstance(spec, os.PathLike) else spec
 
 
-def open_dataset(spec, **kw):
+def open_dataset(spec, *, what: str | None = None, **kw):
     """The dataset ``spec`` names (see the module docstring); ``kw`` (e.g. ``on_error``)
-    go to file-backed readers. Raises FileNotFoundError/ValueError naming the spec."""
+    go to file-backed readers. ``what`` names the spec in errors (e.g. "data.train").
+    Raises FileNotFoundError / ValueError (ConfigError for unknown names) naming the spec."""
     import pyface.data as D
 
     spec = _parse(spec)
     if isinstance(spec, dict):
+        key = what or "dataset"
         args = dict(spec)
         name = args.pop("type", None)
-        if not name or not hasattr(D, name) or not isinstance(getattr(D, name), type):
-            raise ValueError(f"dataset type {name!r} is not a dataset of pyface.data")
-        cls = getattr(D, name)
+        if not name:
+            raise ConfigError(f"{key}.type: a dataset mapping needs 'type' (one of {DATASETS.names()})")
+        cls = DATASETS.get(name, what=f"{key}.type")
         if isinstance(args.get("transform"), list):  # [{type: RandomFaceCrop, ...}, ...] -> transforms.Compose
             ts = []
-            for t in args["transform"]:
+            for i, t in enumerate(args["transform"]):
+                if not isinstance(t, dict):
+                    raise ConfigError(f"{key}.transform[{i}]: expected a {{type: Name, ...}} mapping, got {t!r}")
                 t = dict(t)
-                tname = t.pop("type", None)
-                if not tname or not hasattr(D.transforms, tname):
-                    raise ValueError(f"transform type {tname!r} is not in pyface.data.transforms")
-                ts.append(getattr(D.transforms, tname)(**t))
+                ts.append(D.transforms.TRANSFORMS.get(t.pop("type", None), what=f"{key}.transform[{i}].type")(**t))
             args["transform"] = D.transforms.Compose(ts)
         if issubclass(cls, D.base.FaceDataset):
             args = {**kw, **args}

@@ -27,6 +27,7 @@ import torch
 
 from pyface import geometry
 from pyface.data.sample import make_sample
+from pyface.data.spec import register_dataset
 
 __all__ = ["SyntheticFaces"]
 
@@ -164,11 +165,7 @@ class _Identity:
                       for _ in range(int(rng.integers(0, 3)))]
 
 
-def _rot2(angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array([[c, -s], [s, c]])
-
-
+@register_dataset
 class SyntheticFaces(torch.utils.data.Dataset):
     """Procedural multi-identity faces with exact labels, generated on the fly.
 

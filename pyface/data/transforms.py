@@ -13,11 +13,24 @@ import numpy as np
 import torch
 
 from pyface.data.sample import mirror_landmarks, mirror_pose
+from pyface.registry import Registry
 
-__all__ = ["Compose", "Resize", "RandomFaceCrop", "CenterFaceCrop", "RandomHorizontalFlip",
-           "ColorJitter", "face_box", "RandomCentralZoom", "GaussianBlur", "RandomDownscale", "Cutout",
-           "RandomGrayscale", "GaussianNoise", "RandomSquareCrop", "RandomTilePuzzle", "BarlowTwinsViews",
+__all__ = ["TRANSFORMS", "register_transform", "Compose", "Resize", "RandomFaceCrop", "CenterFaceCrop",
+           "RandomHorizontalFlip", "ColorJitter", "face_box", "RandomCentralZoom", "GaussianBlur", "RandomDownscale",
+           "Cutout", "RandomGrayscale", "GaussianNoise", "RandomSquareCrop", "RandomTilePuzzle", "BarlowTwinsViews",
            "hmtl_augmentation"]
+
+
+#: Transforms a dataset spec's ``transform: [{type: Name, ...}]`` may name (``TRANSFORMS.names()``).
+TRANSFORMS: Registry = Registry("transform")
+
+
+def register_transform(obj):
+    """Decorator: make a transform class (or a factory returning a transform) nameable in
+    a dataset spec under its ``__name__``."""
+    if not callable(obj):
+        raise TypeError(f"register_transform: {obj!r} is not callable")
+    return TRANSFORMS.register(obj.__name__, obj)
 
 
 def _uniform(lo: float, hi: float, generator=None) -> float:
@@ -53,6 +66,7 @@ def _size2(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
+@register_transform
 class Resize:
     """Resize the image to ``size`` (int: square, or (height, width)); landmarks are
     scaled by the exact per-axis factors."""
@@ -112,6 +126,7 @@ def _crop(sample: dict, x0: float, y0: float, side: float, out_size: int) -> dic
     return out
 
 
+@register_transform
 class RandomFaceCrop:
     """The paper's random face-area crop (Lee et al. 2024, Sec. 3.2): a square crop whose
     area is ``a`` times the face box area, ``a ~ U(min_area, max_area)``, placed at random
@@ -141,6 +156,7 @@ class RandomFaceCrop:
         return f"RandomFaceCrop({self.min_area}, {self.max_area}, {self.out_size})"
 
 
+@register_transform
 class CenterFaceCrop:
     """Deterministic twin of :class:`RandomFaceCrop` for evaluation: a square crop of
     ``area`` times the face box area, centred on the face box."""
@@ -170,6 +186,7 @@ def hflip(sample: dict) -> dict:
     return out
 
 
+@register_transform
 class RandomHorizontalFlip:
     """:func:`hflip` with probability ``p``."""
 
@@ -187,6 +204,7 @@ class RandomHorizontalFlip:
         return f"RandomHorizontalFlip({self.p})"
 
 
+@register_transform
 class ColorJitter:
     """Random brightness, contrast, saturation (factors drawn from ``[1-x, 1+x]``) and hue
     (shift drawn from ``[-hue, hue]`` of a full turn, ``hue <= 0.5``), applied in random
@@ -235,6 +253,7 @@ class ColorJitter:
 # ---------------------------------------------------------------------------------
 # HMTL augmentation (Pourmirzaei et al., Sec. 4.2 levels 1 / 2, Sec. 4.3 Barlow Twins)
 
+@register_transform
 class RandomCentralZoom:
     """Zoom about the image centre by ``z ~ U(min_zoom, max_zoom)`` (``z > 1`` zooms in,
     ``z < 1`` zooms out with black borders), output ``out_size`` squared (default: the
@@ -272,6 +291,7 @@ class _RandomApply:
         raise NotImplementedError
 
 
+@register_transform
 class GaussianBlur(_RandomApply):
     """With probability ``p``, a Gaussian blur of sigma ``~ U(min_sigma, max_sigma)`` pixels."""
 
@@ -291,6 +311,7 @@ class GaussianBlur(_RandomApply):
         return f"GaussianBlur(p={self.p}, sigma=[{self.min_sigma}, {self.max_sigma}])"
 
 
+@register_transform
 class RandomDownscale(_RandomApply):
     """With probability ``p``, lower the resolution: shrink by ``f ~ U(min_factor, max_factor)``
     (area averaging) and enlarge back (bilinear) to the same size. Labels unchanged."""
@@ -314,6 +335,7 @@ class RandomDownscale(_RandomApply):
         return f"RandomDownscale(p={self.p}, factor=[{self.min_factor}, {self.max_factor}])"
 
 
+@register_transform
 class Cutout(_RandomApply):
     """With probability ``p``, fill one random rectangle (sides ``~ U(min_frac, max_frac)`` of
     the image sides, centre anywhere in the image, clipped at its borders) with ``fill``."""
@@ -340,6 +362,7 @@ class Cutout(_RandomApply):
         return f"Cutout(p={self.p}, frac=[{self.min_frac}, {self.max_frac}], fill={self.fill})"
 
 
+@register_transform
 def hmtl_augmentation(level: int, generator=None) -> Compose:
     """The paper's augmentation levels (Sec. 4.2): level 1 = random central zoom + random
     contrast; level 2 = level 1 + blur, down-scaled resolution and cutout (each applied
@@ -355,6 +378,7 @@ def hmtl_augmentation(level: int, generator=None) -> Compose:
     return Compose(ts)
 
 
+@register_transform
 class RandomGrayscale(_RandomApply):
     """With probability ``p``, replace RGB by its luma (kept 3-channel)."""
 
@@ -371,6 +395,7 @@ class RandomGrayscale(_RandomApply):
         return f"RandomGrayscale({self.p})"
 
 
+@register_transform
 class GaussianNoise:
     """Additive Gaussian noise with standard deviation ``~ U(0, max_std)`` grey levels
     (saturated to uint8)."""
@@ -392,6 +417,7 @@ class GaussianNoise:
         return f"GaussianNoise(max_std={self.max_std})"
 
 
+@register_transform
 class RandomSquareCrop:
     """A square crop of ``a ~ U(min_area, max_area)`` times the image area (of its shorter
     side squared), at a uniform position inside the image, resized to ``out_size``."""
@@ -411,6 +437,7 @@ class RandomSquareCrop:
         return f"RandomSquareCrop({self.min_area}, {self.max_area}, {self.out_size})"
 
 
+@register_transform
 class RandomTilePuzzle:
     """The tiles of a k x k grid permuted at random (:func:`pyface.ssl.tile_transform`,
     mode "puzzle"). Sides not divisible by k: the top-left ``(H // k) * k`` x
@@ -432,6 +459,7 @@ class RandomTilePuzzle:
         return f"RandomTilePuzzle({self.k})"
 
 
+@register_transform
 class BarlowTwinsViews:
     """Two distorted views of one image for Barlow Twins pre-training (Sec. 4.3).
 

@@ -18,6 +18,8 @@ import numpy as np
 
 from pyface.data.base import FaceDataset, decode_image
 from pyface.data.sample import DataError
+from pyface.data.spec import register_dataset
+from pyface.io import atomic_write
 
 __all__ = ["VerificationBin", "read_bin", "write_bin"]
 
@@ -69,6 +71,7 @@ def read_bin(path: str) -> tuple[list[bytes], np.ndarray]:
     return out, issame.astype(bool)
 
 
+@register_dataset
 class VerificationBin(FaceDataset):
     """Images of a .bin in file order (no labels; identity -1); ``issame`` [P] and
     ``name`` (the file stem, e.g. "lfw") as attributes."""
@@ -85,11 +88,11 @@ class VerificationBin(FaceDataset):
     def __len__(self) -> int:
         return len(self.bins)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         return f"{self.path}[image {i}]"
 
     def _load(self, i: int):
-        return decode_image(self.bins[i], self._describe(i)), None, None, -1
+        return decode_image(self.bins[i], self.describe(i)), None, None, -1
 
 
 def write_bin(path: str, images: Sequence[np.ndarray], issame, ext: str = ".jpg") -> None:
@@ -105,7 +108,5 @@ def write_bin(path: str, images: Sequence[np.ndarray], issame, ext: str = ".jpg"
     issame = [bool(v) for v in issame]
     if len(bins) != 2 * len(issame):
         raise ValueError(f"{len(bins)} images for {len(issame)} pairs")
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         pickle.dump((bins, issame), f, protocol=4)
-    os.replace(tmp, path)

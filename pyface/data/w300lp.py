@@ -22,8 +22,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pyface import geometry
-from pyface.data.base import FaceDataset, read_image
+from pyface.data.base import FaceDataset, read_image, write_image
+from pyface.io import atomic_write
 from pyface.data.sample import DataError, mirror_landmarks, mirror_pose
+from pyface.data.spec import register_dataset
 
 __all__ = ["W300LP", "SUBSETS", "pose_from_pose_para", "pose_para_from_pose", "write_300wlp"]
 
@@ -64,6 +66,7 @@ def _field(mat: dict, key: str, path: str, size: int) -> np.ndarray:
     return v
 
 
+@register_dataset
 class W300LP(FaceDataset):
     """300W-LP: images with 68 landmarks and pose; identity unknown (-1).
 
@@ -98,7 +101,7 @@ class W300LP(FaceDataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _describe(self, i: int) -> str:
+    def describe(self, i: int) -> str:
         subset, name, flipped = self.items[i]
         return os.path.join(self.root, subset + ("_Flip" if flipped else ""), name + ".jpg")
 
@@ -117,7 +120,7 @@ class W300LP(FaceDataset):
 
     def _load(self, i: int):
         subset, name, flipped = self.items[i]
-        image = read_image(self._describe(i))
+        image = read_image(self.describe(i))
         kind = self.landmark_kind
         if not flipped:
             lm, pose = self._labels(subset, name, False, kind)
@@ -133,14 +136,20 @@ class W300LP(FaceDataset):
         return image, lm.astype(np.float32), pose.astype(np.float32), -1
 
 
+def write_mat(path: str, arrays: dict) -> None:
+    """A MATLAB .mat file (scipy.io.savemat) committed atomically, unfsynced as
+    :func:`~pyface.data.base.write_image` (one per image)."""
+    import scipy.io
+
+    with atomic_write(path, "wb", fsync=False) as f:
+        scipy.io.savemat(f, arrays)
+
+
 def write_300wlp(root: str, samples: Iterable[dict], subset: str = "AFW", quality: int = 95,
                  write_flip: bool = True) -> list[str]:
     """Write contract samples in the 300W-LP layout (``<subset>/``, ``<subset>_Flip/``
     with mirrored images and labels, ``landmarks/<subset>/*_pts.mat``). ``pts_2d`` and
     ``pts_3d`` both hold the sample's landmarks. Returns the written names."""
-    import cv2
-    import scipy.io
-
     from pyface.data.transforms import hflip
 
     names = []
@@ -150,18 +159,14 @@ def write_300wlp(root: str, samples: Iterable[dict], subset: str = "AFW", qualit
         for folder, smp in flips:
             d = os.path.join(root, folder)
             os.makedirs(d, exist_ok=True)
-            rgb = smp["image"].permute(1, 2, 0).numpy()
-            if not cv2.imwrite(os.path.join(d, name + ".jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, quality]):
-                raise OSError(f"cannot write {os.path.join(d, name + '.jpg')}")
+            write_image(os.path.join(d, name + ".jpg"), smp["image"].permute(1, 2, 0).numpy(), quality)
             lm = smp["landmarks"].numpy().astype(np.float64) - MATLAB_TO_PIXEL
-            scipy.io.savemat(os.path.join(d, name + ".mat"),
-                             {"Pose_Para": pose_para_from_pose(smp["pose"].numpy()), "pt2d": lm.T,
-                              "roi": np.zeros((1, 4))})
+            write_mat(os.path.join(d, name + ".mat"),
+                      {"Pose_Para": pose_para_from_pose(smp["pose"].numpy()), "pt2d": lm.T, "roi": np.zeros((1, 4))})
         lmd = os.path.join(root, "landmarks", subset)
         os.makedirs(lmd, exist_ok=True)
         lm = s["landmarks"].numpy().astype(np.float64) - MATLAB_TO_PIXEL
-        scipy.io.savemat(os.path.join(lmd, name + "_pts.mat"), {"pts_2d": lm, "pts_3d": lm})
+        write_mat(os.path.join(lmd, name + "_pts.mat"), {"pts_2d": lm, "pts_3d": lm})
         names.append(name)
     return names
 

@@ -240,10 +240,9 @@ def pose_protocol(img_feats, templates, medias, yaw_deg, t1, t2, labels, fars=DE
 
 def plot_roc(results: dict, path, title: str = "IJB-C 1:1 verification") -> None:
     """ROC curves (log FAR) of :func:`pose_protocol` results, one line per case, to a PNG."""
-    import matplotlib
+    from pyface.eval.figures import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for case, r in results.items():
@@ -257,5 +256,4 @@ def plot_roc(results: dict, path, title: str = "IJB-C 1:1 verification") -> None
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)

@@ -11,7 +11,9 @@ import numpy as np
 
 from pyface.eval import published as P
 from pyface.eval.ijbc import PAPER_PAIR_COUNTS
+from pyface.eval.figures import pyplot, save_png
 from pyface.eval.metrics import YAW_BINS
+from pyface.io import write_text_atomic
 
 __all__ = ["write_report", "render_markdown"]
 
@@ -133,10 +135,7 @@ def render_markdown(results: dict, ours: str = "pyface (this checkpoint)") -> st
 
 
 def _plots(results: dict, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from pyface.eval.ijbc import plot_roc
 
@@ -154,8 +153,7 @@ def _plots(results: dict, out: Path) -> list[str]:
         ax.set_ylabel("NME (%)")
         ax.set_title("AFLW2000-3D NME by |yaw|")
         fig.tight_layout()
-        fig.savefig(out / "nme_by_yaw.png", dpi=120)
-        plt.close(fig)
+        save_png(fig, out / "nme_by_yaw.png", dpi=120)
         made.append("nme_by_yaw.png")
     sets = [(n, r["pose_errors"]) for n, r in (("AFLW2000-3D", af), ("BIWI", results.get("biwi")))
             if r and r.get("pose_errors")]
@@ -170,16 +168,9 @@ def _plots(results: dict, out: Path) -> list[str]:
             ax.set_title(name)
             ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "pose_errors.png", dpi=120)
-        plt.close(fig)
+        save_png(fig, out / "pose_errors.png", dpi=120)
         made.append("pose_errors.png")
     return made
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _jsonable(o):
@@ -203,6 +194,6 @@ def write_report(results: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     for key in ("aflw2000", "biwi"):  # per-sample errors go to the histogram, not the JSON
         if slim.get(key):
             slim[key] = {k: v for k, v in slim[key].items() if k != "pose_errors"}
-    _atomic_text(out / "report.json", json.dumps(_jsonable(slim), indent=2))
-    _atomic_text(out / "report.md", render_markdown(results))
+    write_text_atomic(out / "report.json", json.dumps(_jsonable(slim), indent=2))
+    write_text_atomic(out / "report.md", render_markdown(results))
     return {"report.md": out / "report.md", "report.json": out / "report.json", **{p: out / p for p in pngs}}

@@ -18,65 +18,20 @@ import cv2
 import numpy as np
 import torch
 
-from pyface.models import MultiTaskNet, model_config
+from pyface import runtime
+from pyface.io import atomic_path, remove_stale_temps
+from pyface.models import MultiTaskNet
+from pyface.runtime import device_name, find_checkpoint
 
 __all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name",
            "cache_key", "model_outputs"]
 
 
-def find_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the run folder of ``pyface train`` (model.pt, else
-    checkpoints/last.pt)."""
-    p = Path(path)
-    if p.is_dir():
-        for cand in (p / "model.pt", p / "checkpoints" / "last.pt"):
-            if cand.is_file():
-                return cand
-        raise FileNotFoundError(f"{p}: no model.pt or checkpoints/last.pt in this run folder")
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    return p
-
-
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> MultiTaskNet:
-    """MultiTaskNet of a ``pyface train`` checkpoint (``model.pt`` or a full training
-    checkpoint ``checkpoints/last.pt``; both hold "model" and "model_config"), in eval
-    mode on ``device``. Only load checkpoints you trust (they are pickles)."""
-    p = find_checkpoint(path)
-    try:
-        st = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"{p}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(st, dict) or "model" not in st or "model_config" not in st:
-        keys = sorted(st) if isinstance(st, dict) else type(st).__name__
-        raise ValueError(f"{p}: not a pyface checkpoint (needs 'model' and 'model_config', has {keys})")
-    try:
-        model = MultiTaskNet(model_config(None, **dict(st["model_config"])))
-        model.load_state_dict(_upgrade_state_dict(st["model"], model.tasks))
-    except (TypeError, ValueError, RuntimeError) as exc:
-        msg = str(exc)
-        raise ValueError(f"{p}: weights do not match its model_config "
-                         f"({msg[:400] + ' ...' if len(msg) > 400 else msg})") from exc
-    model.checkpoint_path = str(p)
-    return model.to(device).eval()
-
-
-def _upgrade_state_dict(sd: dict, tasks) -> dict:
-    """Checkpoints written before the head registry (``stage4.<task>.*`` beside
-    ``heads.<task>.*``) in today's layout (``heads.<task>.stage4.*``, ``heads.<task>.head.*``);
-    newer ones pass through unchanged."""
-    if not any(k.startswith("stage4.") for k in sd):
-        return sd
-    out = {}
-    for k, v in sd.items():
-        parts = k.split(".", 2)
-        if parts[0] == "stage4" and parts[1] in tasks:
-            out[f"heads.{parts[1]}.stage4.{parts[2]}"] = v
-        elif parts[0] == "heads" and parts[1] in tasks:
-            out[f"heads.{parts[1]}.head.{parts[2]}"] = v
-        else:
-            out[k] = v
-    return out
+    """MultiTaskNet of a ``pyface train`` checkpoint or run folder, in eval mode on
+    ``device``: :func:`pyface.runtime.load_model` (safe loading, legacy weights upgraded,
+    CheckpointError naming the file)."""
+    return runtime.load_model(path, device)
 
 
 def model_outputs(model: MultiTaskNet) -> set[str]:
@@ -105,13 +60,9 @@ def require_outputs(model: MultiTaskNet, outputs, what: str) -> None:
                          f"give {sorted(have)}")
 
 
-def device_for(name: str | None) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return dev
+def device_for(name: str | torch.device | None) -> torch.device:
+    """The ``--device`` flag's device (:func:`pyface.runtime.resolve_device`)."""
+    return runtime.resolve_device(name, what="--device")
 
 
 def _prepare(image: torch.Tensor, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,12 +92,6 @@ class _Collate:
         return out
 
 
-def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return torch.autocast(device.type, enabled=False)
-
-
 def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool) -> str:
     """Folder name for :func:`infer`'s shard cache: changes with the checkpoint file
     (path, size, mtime), the data set and its length, and the flip setting."""
@@ -158,13 +103,14 @@ def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool) -> str:
     return f"{name}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
 
 
-def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, amp: bool = True,
+def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, amp=True,
           flip: bool = False, num_workers: int = 0, desc: str = "inference", progress: bool = True,
           cache_dir: str | os.PathLike | None = None, shard_size: int = 8192) -> dict:
     """Outputs over ``dataset`` in order, as float32 numpy: "embedding" (the sum of the
     image's and its mirror's embeddings when ``flip``, unnormalised, as insightface),
     "landmarks" (pixels of the dataset's images), "pose" (of the unflipped image), plus
-    the labels "landmarks_gt", "pose_gt". AMP (fp16 autocast) on CUDA when ``amp``.
+    the labels "landmarks_gt", "pose_gt". ``amp``: :func:`pyface.runtime.autocast` (True:
+    fp16 on CUDA, fp32 on the CPU; "bf16" / "fp16" / False).
 
     With ``cache_dir``, outputs are saved every ``shard_size`` images (atomic .npz) and
     shards already there are loaded instead of recomputed, so a killed run resumes
@@ -174,6 +120,7 @@ def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, am
         return _infer(model, dataset, desc=desc, **kw)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(cache)  # a killed run's half-written shard
     n, parts = len(dataset), []
     for lo in range(0, n, shard_size):
         hi = min(n, lo + shard_size)
@@ -184,9 +131,8 @@ def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, am
             continue
         out = _infer(model, torch.utils.data.Subset(dataset, range(lo, hi)),
                      desc=f"{desc} [{lo}:{hi} of {n}]", **kw)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **out)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **out)  # a file object: np.savez would append ".npz" to a name
         parts.append(out)
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -195,18 +141,14 @@ def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, am
 def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_workers, desc, progress) -> dict:
     from tqdm import tqdm
 
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = runtime.resolve_device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     size = model.config.input_size
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                          collate_fn=_Collate(size))
     outs: dict[str, list] = {}
     for b in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
-        x = b["image"].to(device, non_blocking=True)
-        with _autocast(device, amp):
-            o = model(x)
-            if flip and "embedding" in o:
-                o["embedding"] = o["embedding"].float() + model(x.flip(3))["embedding"].float()
+        o = runtime.forward(model, b["image"], flip=flip, amp=amp)
         if "pose_logits" in o and "pose" not in o:
             o["pose"] = _hopenet_pose(o["pose_logits"].float())
         keep = ("embedding", "landmarks", "pose")  # SSL / logit outputs are not evaluated
@@ -227,7 +169,7 @@ def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precision
     ``warmup`` untimed calls, then up to ``repeats`` timed calls (fewer when one
     configuration would take longer than ``max_seconds``); median and IQR of the
     per-call throughput, and the device name."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = runtime.resolve_device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     size = model.config.input_size
     name = device_name(device)
@@ -235,14 +177,13 @@ def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precision
     for prec in precisions:
         if prec not in ("fp32", "half"):
             raise ValueError(f"precisions must be 'fp32' or 'half', got {prec!r}")
-        half = torch.float16 if device.type == "cuda" else torch.bfloat16
+        half = "fp16" if device.type == "cuda" else "bf16"  # the CPU autocast's usual half type
         for bs in batch_sizes:
             x = torch.randint(0, 256, (bs, 3, size, size), dtype=torch.uint8, device=device)
-            ctx = (lambda: torch.autocast(device.type, dtype=half)) if prec == "half" else \
-                (lambda: torch.autocast(device.type, enabled=False))
+            amp = half if prec == "half" else False
 
-            def call():
-                with torch.no_grad(), ctx():
+            def call(x=x, amp=amp):
+                with torch.no_grad(), runtime.autocast(device, amp):
                     model(x)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
@@ -258,26 +199,8 @@ def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precision
                 call()
                 ips.append(bs / (time.perf_counter() - t))
             q = statistics.quantiles(ips, n=4) if len(ips) >= 2 else [ips[0]] * 3
-            rows.append({"batch": bs, "precision": prec if prec == "fp32" else str(half).replace("torch.", ""),
+            rows.append({"batch": bs, "precision": prec if prec == "fp32" else
+                         str(runtime.AMP_DTYPES[half]).replace("torch.", ""),
                          "images_per_s": statistics.median(ips), "iqr": q[2] - q[0], "repeats": n,
                          "device": name})
     return rows
-
-
-def device_name(device: torch.device | str) -> str:
-    """GPU name, or the CPU model with the torch thread count (benchmarks use it too)."""
-    import platform
-
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({torch.get_num_threads()} threads)"

@@ -18,13 +18,13 @@ Per batch of images:
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from pyface import runtime
 from pyface.label import views as V
 from pyface.label.eyes import adjust_upper_eyes
 from pyface.label.validity import IMAGE_CAUSES, SAMPLE_CAUSES, Validity
@@ -49,12 +49,6 @@ class LabelResult:
     cause: str | None = None
 
 
-def _device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Labeler:
     """Algorithm 1 (see the module docstring).
 
@@ -63,19 +57,20 @@ class Labeler:
     also sample MediaPipe's face mesh (needs ``pip install "pyface-mtl[label]"``; when it is
     missing the labeler runs net-only and warns once); ``views``: N views per image (or a
     sequence of :class:`~pyface.label.views.View`); ``threshold``: t_d in face sizes;
-    ``device``: None = CUDA when available. Keyword-only: ``validity``
-    (:class:`Validity`), ``batch_size`` (views per net forward), ``amp`` (autocast on
-    CUDA), ``min_samples`` (fewest samples that may give a label), ``mediapipe_size``
-    (side of the views MediaPipe sees), ``index_map`` (468 -> 68, see
-    :mod:`pyface.label.mediapipe`).
+    ``device``: None = CUDA when available (:func:`pyface.runtime.resolve_device`).
+    Keyword-only: ``validity`` (:class:`Validity`), ``batch_size`` (views per net
+    forward), ``amp`` (:func:`pyface.runtime.autocast`: True = fp16 on CUDA and fp32 on
+    the CPU, "bf16", False = fp32), ``min_samples`` (fewest samples that may give a
+    label), ``mediapipe_size`` (side of the views MediaPipe sees), ``index_map``
+    (468 -> 68, see :mod:`pyface.label.mediapipe`).
     """
 
     def __init__(self, net=None, eye_net=None, mediapipe=True, views=8, threshold: float = SELECTIVE_FIT_THRESHOLD,
-                 device=None, *, validity: Validity | None = None, batch_size: int = 256, amp: bool = True,
+                 device=None, *, validity: Validity | None = None, batch_size: int = 256, amp=True,
                  min_samples: int = 2, mediapipe_size: int = 256, index_map=None):
         from pyface.label.nets import EyeBlinkNet, LandmarkPoseNet
 
-        self.device = _device(device)
+        self.device = runtime.resolve_device(device, what="device")
         if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be a positive number (face sizes), got {threshold!r}")
         self.threshold = float(threshold)
@@ -85,7 +80,8 @@ class Labeler:
         self.validity = validity or Validity()
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.batch_size, self.amp, self.min_samples = int(batch_size), bool(amp), int(min_samples)
+        runtime.amp_dtype(amp, self.device)  # a bad value fails here, not in the first batch
+        self.batch_size, self.amp, self.min_samples = int(batch_size), amp, int(min_samples)
         if not 1 <= self.min_samples <= SELECTIVE_FIT_KEEP:
             raise ValueError(f"min_samples must be in [1, {SELECTIVE_FIT_KEEP}], got {min_samples}")
         self.net = LandmarkPoseNet(net).to(self.device) if net is not None else None
@@ -121,9 +117,7 @@ class Labeler:
 
     # ------------------------------------------------------------------ stages
     def _autocast(self):
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        return runtime.autocast(self.device, self.amp)
 
     def _render(self, images, A, size) -> torch.Tensor:
         t0 = time.perf_counter()

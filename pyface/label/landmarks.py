@@ -35,7 +35,9 @@ from pyface.data.base import FaceDataset
 from pyface.data.manifest import MANIFEST_SCHEMA
 from pyface.data.sample import DataError
 from pyface.label.labeler import IMAGE_CAUSES, SAMPLE_CAUSES, Labeler
-from pyface.label.shards import open_output, write_json_atomic
+from pyface.io import atomic_path, write_json_atomic
+from pyface.label.shards import open_output
+from pyface.runtime import device_name
 
 __all__ = ["LABEL_SCHEMA", "label_dataset", "weights_digest"]
 
@@ -67,8 +69,8 @@ def weights_digest(module: torch.nn.Module | None) -> str | None:
 def _ref(ds, i: int) -> str:
     """The manifest's ``image`` of sample i: an absolute path (``<file.rec>#<key>``), or
     ``<source>:<index>`` for datasets without files."""
-    if isinstance(ds, FaceDataset) and type(ds)._describe is not FaceDataset._describe:
-        path, sep, key = ds._describe(i).partition("#")
+    if isinstance(ds, FaceDataset) and type(ds).describe is not FaceDataset.describe:
+        path, sep, key = ds.describe(i).partition("#")
         return os.path.abspath(path) + sep + key
     return f"{getattr(ds, 'source', 'dataset')}:{i}"
 
@@ -88,19 +90,19 @@ def _boxes(ds) -> np.ndarray | None:
 
 class _Reader(torch.utils.data.Dataset):
     """Index -> (index, HxWx3 image or None, error, identity, source) for the DataLoader;
-    an unreadable image is a row, not an exception, when on_error="skip"."""
+    an unreadable image is a row, not an exception, when on_error="skip". Existing labels
+    are not checked (the labeler replaces them); the caller's dataset is not modified."""
 
     def __init__(self, ds, on_error: str):
         self.ds, self.on_error = ds, on_error
-        if hasattr(ds, "check_labels"):
-            ds.check_labels = False  # the labeler ignores existing labels
 
     def __len__(self):
         return len(self.ds)
 
     def __getitem__(self, i):
         try:
-            s = self.ds._sample(i) if hasattr(self.ds, "_sample") else self.ds[i]
+            # FaceDataset.sample: this index or an error, not the next good sample
+            s = self.ds.sample(i, check_labels=False) if isinstance(self.ds, FaceDataset) else self.ds[i]
         except DataError as exc:
             if self.on_error == "raise":
                 raise
@@ -221,22 +223,14 @@ def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: 
             bar.close()
     table = output.read()
     manifest = Path(out) / "manifest.parquet"
-    tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, manifest)
+    with atomic_path(manifest) as tmp:
+        pq.write_table(table, tmp)
     dev = labeler.device
     summary = summarize(output.metas(), {
-        "device": str(dev), "device_name": _device_name(dev), "views": len(labeler.views),
+        "device": str(dev), "device_name": device_name(dev), "views": len(labeler.views),
         "threshold": labeler.threshold, "mediapipe": labeler.mediapipe is not None,
         "eye_net": labeler.eye_net is not None, "net": labeler.net is not None, "shards": n_shards,
         "manifest": str(manifest)})
     write_json_atomic(Path(out) / "summary.json", summary)
     return summary
 
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    import platform
-
-    return platform.processor() or platform.machine()

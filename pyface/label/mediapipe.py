@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from pyface.data_files.mediapipe_68 import MP_TO_IBUG68
+from pyface.io import write_json_atomic
 
 __all__ = ["available", "why_unavailable", "warn_once", "FaceMesh68", "to68", "fit_index_map", "load_index_map",
            "save_index_map", "NUM_MESH"]
@@ -77,10 +78,7 @@ def load_index_map(path: str | os.PathLike) -> list[list[int]]:
 
 
 def save_index_map(path: str | os.PathLike, index_map, meta: dict | None = None) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump({"index_map": _check_map(index_map), **(meta or {})}, f, indent=1)
-    os.replace(tmp, path)
+    write_json_atomic(path, {"index_map": _check_map(index_map), **(meta or {})}, indent=1, sort_keys=False)
 
 
 def to68(mesh: np.ndarray, index_map=None) -> np.ndarray:

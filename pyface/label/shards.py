@@ -6,9 +6,10 @@ Layout of ``DIR``::
     DIR/part-000000.parquet      shard k holds the rows of work unit k (fixed-size units)
     DIR/part-000001.parquet ...
 
-A shard is written to a temporary file in ``DIR`` and renamed over its final name
-(``os.replace``), so a job killed at any moment leaves only whole shards; a temporary
-file left by a killed job is ignored and removed on resume. Each shard's schema
+A shard is committed with :func:`pyface.io.atomic_path` (a temporary file in ``DIR``,
+fsynced, renamed over its final name), so a job killed at any moment leaves only whole
+shards; the temporary files of a killed job are never read and are removed
+(:func:`pyface.io.remove_stale_temps`) when the folder is reopened. Each shard's schema
 metadata key ``pyface.shard`` holds a JSON object (per-shard statistics: counts,
 seconds) that summaries are re-computed from, so a resumed job reports the same totals
 as an uninterrupted one.
@@ -29,6 +30,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pyface.io import atomic_path, remove_stale_temps, write_json_atomic  # noqa: F401 - write_json_atomic re-exported
+
 __all__ = ["ShardedOutput", "open_output", "config_hash", "write_json_atomic", "SHARD_META"]
 
 SHARD_META = b"pyface.shard"
@@ -38,14 +41,6 @@ _PART = re.compile(r"^part-(\d{6})\.parquet$")
 def config_hash(config: dict) -> str:
     """SHA-256 of the canonical JSON of ``config`` (sorted keys)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def write_json_atomic(path: str | os.PathLike, obj) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -79,11 +74,8 @@ class ShardedOutput:
         md[SHARD_META] = json.dumps(meta or {}, sort_keys=True).encode()
         table = table.replace_schema_metadata(md)
         final = self.path(k)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        with atomic_path(final) as tmp:
+            pq.write_table(table, tmp)
         return final
 
     def meta(self, k: int) -> dict:
@@ -120,9 +112,7 @@ def open_output(root: str | os.PathLike, config: dict, resume: bool = False) -> 
             keys = _diff(stored.get("config", {}), json.loads(json.dumps(config, default=str)))
             raise ValueError(f"{root}: cannot resume, the configuration changed ({', '.join(keys) or 'hash'}); "
                              "rerun with the original settings or choose a new --out")
-        for f in os.listdir(root):
-            if f.startswith(".part-") and f.endswith(".tmp"):
-                os.remove(root / f)
+        remove_stale_temps(root)
     else:
         if root.exists() and any(_PART.match(f) for f in os.listdir(root)):
             raise ValueError(f"{root} holds shards but no config.json; choose a new --out")

@@ -3,8 +3,12 @@ Imports torch lazily, so the command line can show the defaults cheaply."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Validity", "SAMPLE_CAUSES", "IMAGE_CAUSES"]
 

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from pyface.registry import Registry
+
 NUM_LANDMARKS = 68
 
 
@@ -73,9 +75,6 @@ class PoseHead(nn.Module):
 
 
 # ---------------------------------------------------------------------- head registry
-HEADS: dict[str, "HeadSpec"] = {}
-
-
 class HeadSpec:
     """A registered head: ``build(config, trunk, **options) -> nn.Module`` taking the trunk
     features after stage ``branch_point`` (1..4) and returning the tensor stored under
@@ -92,15 +91,17 @@ class HeadSpec:
         return bp
 
 
+#: name -> :class:`HeadSpec` (``HEADS.names()``, ``HEADS.get(name)``; unknown names suggest close ones).
+HEADS: Registry[HeadSpec] = Registry("head")
+
+
 def register_head(name: str, *, output: str, branch_point=3):
     """Decorator: ``@register_head("fld", output="landmarks")`` on a builder
     ``fn(config, trunk, **options) -> nn.Module``. ``branch_point`` is the trunk stage
     (1..4) whose output the head consumes, or a function of the head options."""
 
     def deco(fn):
-        if name in HEADS:
-            raise ValueError(f"head {name!r} is registered twice")
-        HEADS[name] = HeadSpec(name, fn, output, branch_point)
+        HEADS.register(name, HeadSpec(name, fn, output, branch_point))
         return fn
 
     return deco

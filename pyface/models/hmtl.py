@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pyface.models.heads import register_head
-from pyface.models.resnet import Bottleneck, _Trunk
+from pyface.models.resnet import Bottleneck, init_weights
 
 __all__ = ["FLAG_POINTS", "SSL_KINDS", "BarlowProjector", "HopeNetHead", "PoseRegressionHead", "SSLBranch",
            "stage_channels"]
@@ -84,7 +84,7 @@ class _SSLPath(nn.Module):
                 raise ValueError(f"the SSL bottleneck needs channels divisible by {Bottleneck.expansion}, "
                                  f"got {channels}")
             self.block = Bottleneck(channels, channels // Bottleneck.expansion)
-            _Trunk._init(self.block)
+            init_weights(self.block)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, regions * classes)

@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
+from pyface.errors import ConfigError
 from pyface.models import resnet as R
 from pyface.models.heads import HEADS
+from pyface.registry import did_you_mean
 
 TASKS = ("fr", "fld", "hpe")   # the first paper's heads (more in pyface.models.heads.HEADS)
 ARCHS = {
@@ -74,7 +76,8 @@ PRESETS: dict[str, ModelConfig] = {
 def model_config(preset: str | None = None, **overrides) -> ModelConfig:
     """Preset (or the defaults) with ``overrides`` applied; validates the result."""
     if preset is not None and preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose from {sorted(PRESETS)}")
+        raise ConfigError(f"unknown model preset {preset!r}{did_you_mean(preset, PRESETS)}; choose from "
+                          f"{sorted(PRESETS)}")
     cfg = PRESETS[preset] if preset else ModelConfig()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     for k in ("tasks", "layers", "frozen"):
@@ -82,9 +85,11 @@ def model_config(preset: str | None = None, **overrides) -> ModelConfig:
             overrides[k] = tuple(overrides[k])
     cfg = replace(cfg, **overrides)
     if cfg.arch not in ARCHS:
-        raise ValueError(f"unknown arch {cfg.arch!r}; choose from {sorted(ARCHS)}")
-    if not cfg.tasks or any(t not in HEADS for t in cfg.tasks) or len(set(cfg.tasks)) != len(cfg.tasks):
-        raise ValueError(f"tasks must be distinct registered heads ({sorted(HEADS)}), got {cfg.tasks}")
+        raise ConfigError(f"unknown arch {cfg.arch!r}{did_you_mean(cfg.arch, ARCHS)}; choose from {sorted(ARCHS)}")
+    for t in cfg.tasks:
+        HEADS.get(t, what="model.tasks")  # an unknown head: ConfigError suggesting the close names
+    if not cfg.tasks or len(set(cfg.tasks)) != len(cfg.tasks):
+        raise ValueError(f"tasks must be distinct registered heads ({HEADS.names()}), got {cfg.tasks}")
     if not isinstance(cfg.head_options, dict) or set(cfg.head_options) - set(cfg.tasks):
         raise ValueError(f"head_options must map enabled heads {cfg.tasks} to options, got {cfg.head_options!r}")
     if not 32 <= cfg.input_size <= 448:
@@ -109,7 +114,7 @@ class MultiTaskNet(nn.Module):
             trunk = R.ResNet(block, layers, width=cfg.width)
         else:
             trunk = R.IResNet(layers, width=cfg.width)
-        specs = [HEADS[t] for t in cfg.tasks]
+        specs = [HEADS.get(t) for t in cfg.tasks]
         opts = [cfg.head_options.get(t, {}) for t in cfg.tasks]
         self.branch_points = {t: sp.branch_point(**o) for t, sp, o in zip(cfg.tasks, specs, opts)}
         self.outputs = {t: sp.output for t, sp in zip(cfg.tasks, specs)}
@@ -147,6 +152,8 @@ class MultiTaskNet(nn.Module):
         for k in state:
             state[k] = own[k]
         net.load_state_dict(state)
+        if hasattr(self, "checkpoint_path"):  # errors keep naming the file it came from
+            net.checkpoint_path = self.checkpoint_path
         return net.to(next(self.parameters()).device).train(self.training)
 
     @property

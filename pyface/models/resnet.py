@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ResNet", "IResNet", "resnet18", "resnet50", "iresnet18", "iresnet50", "iresnet100"]
+__all__ = ["Trunk", "init_weights", "ResNet", "IResNet", "resnet18", "resnet50", "iresnet18", "iresnet50", "iresnet100"]
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -79,8 +79,21 @@ class IBasicBlock(nn.Module):
         return out + idt
 
 
-class _Trunk(nn.Module):
-    """Shared machinery: four stages of ``block`` with widths w, 2w, 4w, 8w."""
+def init_weights(module: nn.Module) -> None:
+    """The trunks' initialisation: Kaiming-normal (fan out) convolutions, unit-scale and
+    zero-shift batch norms (also for head branches built from the same blocks)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class Trunk(nn.Module):
+    """Shared machinery of :class:`ResNet` and :class:`IResNet`: four stages of ``block``
+    with widths w, 2w, 4w, 8w. A head builder (:func:`pyface.models.register_head`)
+    receives one: ``out_channels``, ``feature_size(input_size)``, ``make_layer4()``."""
 
     block: type
     first_stride: int
@@ -109,7 +122,7 @@ class _Trunk(nn.Module):
         self.inplanes = planes * self.block.expansion
         mods += [self.block(self.inplanes, planes) for _ in range(1, blocks)]
         seq = nn.Sequential(*mods)
-        self._init(seq)
+        init_weights(seq)
         return seq
 
     def make_layer4(self) -> nn.Sequential:
@@ -119,15 +132,6 @@ class _Trunk(nn.Module):
             return self._make_layer(8 * self.width, self.layers_cfg[3], 2)
         finally:
             self.inplanes = saved
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        for m in module.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.stem(x)
@@ -143,7 +147,7 @@ def _check_size(input_size: int) -> None:
         raise ValueError(f"input_size must be in [32, 448] (64-224 intended), got {input_size}")
 
 
-class ResNet(_Trunk):
+class ResNet(Trunk):
     """Standard ResNet: conv7x7/2 + maxpool/2 stem, stages with strides 1, 2, 2, 2 (total /32),
     global-average-pooled classifier ``fc`` when ``num_classes`` is given."""
 
@@ -152,7 +156,7 @@ class ResNet(_Trunk):
         super().__init__(layers, width)
         self.stem = nn.Sequential(nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
-        self._init(self.stem)
+        init_weights(self.stem)
         self.fc = nn.Linear(self.out_channels, num_classes) if num_classes else None
 
     @staticmethod
@@ -169,7 +173,7 @@ class ResNet(_Trunk):
         return f if self.fc is None else self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(f, 1), 1))
 
 
-class IResNet(_Trunk):
+class IResNet(Trunk):
     """insightface IResNet: conv3x3/1 + BN + PReLU stem, IBasicBlock stages all with
     stride 2 (total /16: 112 -> 7x7), and optionally the insightface FR head
     BN2d - dropout - FC - BN1d producing ``num_features``-d embeddings."""
@@ -179,7 +183,7 @@ class IResNet(_Trunk):
         self.block, self.first_stride = IBasicBlock, 2
         super().__init__(layers, width)
         self.stem = nn.Sequential(_conv3x3(3, width), nn.BatchNorm2d(width, eps=1e-5), nn.PReLU(width))
-        self._init(self.stem)
+        init_weights(self.stem)
         self.head = None
         if num_features:
             from pyface.models.heads import EmbeddingHead

@@ -1,6 +1,7 @@
-"""Atomic checkpoints: written to a temporary file in the same folder, fsynced, then
-renamed over the target, so a run killed at any moment leaves either the previous or
-the new checkpoint, never a torn one."""
+"""Training checkpoints: committed atomically (:func:`pyface.io.atomic_write`: a
+temporary file in the same folder, fsynced, renamed over the target), so a run killed at
+any moment leaves either the previous or the new checkpoint, never a torn one; read back
+through :func:`pyface.runtime.read_checkpoint` (no code runs while loading)."""
 from __future__ import annotations
 
 import os
@@ -10,44 +11,51 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyface.io import atomic_write
+from pyface.runtime import read_checkpoint
+
 
 def save_atomic(obj, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
     return path
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=False)
+    return read_checkpoint(path, map_location=map_location)
 
 
 def rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """torch, numpy, python (and CUDA) RNG states as tensors and plain data (what a
+    safe ``torch.load`` reads back): numpy's MT19937 key as an int64 tensor."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    st = {"torch": torch.get_rng_state(),
+          "numpy": {"kind": str(kind), "key": torch.from_numpy(np.asarray(key, dtype=np.int64)), "pos": int(pos),
+                    "has_gauss": int(has_gauss), "gauss": float(gauss)},
+          "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
 
 
+def _numpy_state(st):
+    """np.random.set_state's tuple from :func:`rng_state`'s dict or the tuple older
+    checkpoints hold."""
+    if isinstance(st, dict):
+        key = st["key"].numpy() if isinstance(st["key"], torch.Tensor) else np.asarray(st["key"])
+        return st["kind"], key.astype(np.uint32), st["pos"], st["has_gauss"], st["gauss"]
+    return st
+
+
 def set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
+    # .cpu(): a checkpoint loaded with map_location="cuda" holds the states on the GPU
+    torch.set_rng_state(st["torch"].cpu())
+    np.random.set_state(_numpy_state(st["numpy"]))
     random.setstate(st["python"])
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
 # ----------------------------------------------------------------------------- distributed runs

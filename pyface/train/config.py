@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from pyface.errors import ConfigError
+from pyface.registry import Registry, did_you_mean
 from pyface.train.optim import OPTIMIZERS, SCHEDULES
 from pyface.train.tasks import TASKS
 
@@ -39,14 +41,22 @@ class Recipe:
     defaults: dict = field(default_factory=dict)  # config overrides applied under the user's config
 
 
-RECIPES: dict[str, Recipe] = {}
+#: name -> :class:`Recipe` (``RECIPES.names()``, ``RECIPES.get(name)``).
+RECIPES: Registry[Recipe] = Registry("recipe")
 
 
 def register_recipe(name: str, *, tasks, preset: str | None = None, defaults: dict | None = None) -> Recipe:
-    if name in RECIPES:
-        raise ValueError(f"recipe {name!r} is registered twice")
-    RECIPES[name] = r = Recipe(name, tuple(tasks), preset, dict(defaults or {}))
-    return r
+    """A recipe: the tasks it trains, its model preset and the config defaults it sets."""
+    return RECIPES.register(name, Recipe(name, tuple(tasks), preset, dict(defaults or {})))
+
+
+class ResolvedConfig(dict):
+    """What :func:`resolve` returns: a plain dict (YAML- and JSON-able) that the Trainer
+    takes as it is; any other mapping is resolved first. :func:`merge` returns plain
+    dicts, so overrides merged into a resolved config are resolved again."""
+
+
+yaml.SafeDumper.add_representer(ResolvedConfig, yaml.representer.SafeRepresenter.represent_dict)
 
 
 # Lee et al. 2024: the MTL model, its single-task rows (Table 8) and the labeling net.
@@ -89,7 +99,7 @@ _MOVED = {"lambda_fld": "tasks.fld.weight", "lambda_hpe": "tasks.hpe.weight", "s
 
 def merge(base: dict, over: dict | None) -> dict:
     """Recursive dict merge (``over`` wins); unknown top-level sections are rejected."""
-    out = copy.deepcopy(base)
+    out = {k: copy.deepcopy(v) for k, v in base.items()}
     for k, v in (over or {}).items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = merge(out[k], v)
@@ -115,35 +125,34 @@ def _tasks(recipe: Recipe, spec) -> dict[str, dict]:
                 raise ValueError(f"tasks.{t} must be a mapping of options, true or false, got {o!r}")
     else:
         raise ValueError(f"tasks must be a mapping or a list of task names, got {spec!r}")
-    unknown = [t for t in chosen if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; registered: {sorted(TASKS)}")
+    for t in chosen:
+        TASKS.get(t, what="tasks")  # an unknown task: ConfigError suggesting the close names
     if not chosen:
         raise ValueError("no task is enabled")
-    return {t: TASKS[t].resolve_options(o) for t, o in chosen.items()}
+    return {t: TASKS.get(t).resolve_options(o) for t, o in chosen.items()}
 
 
 def resolve(cfg: dict | None = None) -> dict:
     """DEFAULTS + the recipe's defaults + cfg, validated, with the enabled tasks' options
     and the model's heads filled in."""
     name = (cfg or {}).get("recipe", DEFAULTS["recipe"])
-    if name not in RECIPES:
-        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
-    recipe = RECIPES[name]
+    recipe = RECIPES.get(name, what="recipe")
     cfg = merge(merge(DEFAULTS, recipe.defaults), cfg or {})
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        hints = "".join(did_you_mean(k, DEFAULTS) for k in sorted(unknown))
+        raise ConfigError(f"unknown config keys {sorted(unknown)}{hints}; known: {sorted(DEFAULTS)}")
     moved = sorted(set(cfg["loss"]) & set(_MOVED))
     if moved:
         raise ValueError("per-task options moved to the tasks section: "
                          + ", ".join(f"loss.{k} -> {_MOVED[k]}" for k in moved))
     cfg["tasks"] = _tasks(recipe, cfg["tasks"])
-    heads = [TASKS[t].head for t in cfg["tasks"] if TASKS[t].head]
+    heads = [TASKS.get(t).head for t in cfg["tasks"] if TASKS.get(t).head]
     if cfg["model"].get("tasks") not in (None, heads, tuple(heads)):
         raise ValueError(f"model.tasks follows from the enabled tasks ({heads}); set `tasks:` instead")
     cfg["model"]["tasks"] = heads
-    head_opts = {TASKS[t].head: TASKS[t].head_options(o) for t, o in cfg["tasks"].items() if TASKS[t].head}
+    head_opts = {TASKS.get(t).head: TASKS.get(t).head_options(o) for t, o in cfg["tasks"].items()
+                 if TASKS.get(t).head}
     for h, o in (cfg["model"].get("head_options") or {}).items():
         head_opts[h] = {**head_opts.get(h, {}), **o}
     cfg["model"]["head_options"] = {h: o for h, o in head_opts.items() if o}
@@ -151,8 +160,7 @@ def resolve(cfg: dict | None = None) -> dict:
         cfg["model"]["preset"] = recipe.preset
     if cfg["amp"] not in ("none", "bf16", "fp16"):
         raise ValueError(f"amp must be none, bf16 or fp16, got {cfg['amp']!r}")
-    if cfg["optim"]["name"] not in OPTIMIZERS:
-        raise ValueError(f"optim.name must be one of {sorted(OPTIMIZERS)}, got {cfg['optim']['name']!r}")
+    OPTIMIZERS.get(cfg["optim"]["name"], what="optim.name")
     if cfg["optim"]["schedule"] not in SCHEDULES:
         raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {cfg['optim']['schedule']!r}")
     if cfg["data"]["train"] is None:
@@ -161,7 +169,7 @@ def resolve(cfg: dict | None = None) -> dict:
         v = cfg["data"][k] if k == "batch_size" else cfg[k]
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"{k} must be a positive int, got {v!r}")
-    return cfg
+    return ResolvedConfig(cfg)
 
 
 def load(path: str | Path, overrides: dict | None = None) -> dict:

@@ -38,7 +38,7 @@ from pyface.nn import hopenet_angles, hopenet_loss, num_bins, pose_regression_lo
 from pyface.ssl import barlow_twins_loss, tile_transform
 from pyface.train.config import register_recipe
 from pyface.train.optim import register_optimizer
-from pyface.train.tasks import Task, _MeanLabel, _zero, register_task
+from pyface.train.tasks import MeanLabel, Task, _zero, register_task
 
 __all__ = ["ANGLE_NAMES", "HopeNetTask", "PoseRegressionTask", "SSLTileTask", "BarlowTwinsTask"]
 
@@ -62,7 +62,7 @@ class _PoseMetrics(Task):
     def __init__(self, options=None, context=None):
         super().__init__(options, context)
         self.idx = _angle_index(self.options["angles"])
-        self.mean_label = _MeanLabel((3,))
+        self.mean_label = MeanLabel((3,))
 
     def _targets(self, batch):
         """Labels of the chosen angles [B, A]; NaN for the others is never needed."""

@@ -5,20 +5,16 @@ import math
 
 import torch
 
-OPTIMIZERS: dict = {}
+from pyface.registry import Registry
+
+#: name -> ``fn(param_groups, optim_cfg) -> torch.optim.Optimizer``.
+OPTIMIZERS: Registry = Registry("optimizer")
 
 
 def register_optimizer(name: str):
     """``@register_optimizer("adam")`` on ``fn(param_groups, optim_cfg) -> torch.optim.Optimizer``;
     ``optim_cfg`` is the config's ``optim`` section (lr, weight_decay, momentum, kwargs...)."""
-
-    def deco(fn):
-        if name in OPTIMIZERS:
-            raise ValueError(f"optimizer {name!r} is registered twice")
-        OPTIMIZERS[name] = fn
-        return fn
-
-    return deco
+    return OPTIMIZERS.register(name)
 
 
 @register_optimizer("sgd")

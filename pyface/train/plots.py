@@ -1,23 +1,19 @@
-"""PNG figures (matplotlib, Agg): loss curves and a grid of predictions."""
+"""PNG figures (:mod:`pyface.eval.figures`: Agg, written atomically): loss curves and a
+grid of predictions."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from pyface.eval.figures import pyplot, save_png
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+_plt = pyplot  # the former name, still imported by train/hmtl_demo.py
 
 
 def plot_loss_curves(history: list[dict], val_history: list[dict], path, weights: dict[str, float]) -> Path:
     """Total and weighted per-task training losses against step, plus validation metrics."""
-    plt = _plt()
+    plt = pyplot()
     ncols = 2 if val_history else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
     ax = axes[0, 0]
@@ -43,10 +39,7 @@ def plot_loss_curves(history: list[dict], val_history: list[dict], path, weights
         ax.set_title("validation")
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=100)
 
 
 def plot_prediction_grid(images, landmarks, poses, path, gt_landmarks=None, ncols: int = 4, axis_length=None) -> Path:
@@ -54,7 +47,7 @@ def plot_prediction_grid(images, landmarks, poses, path, gt_landmarks=None, ncol
     degrees drawn as head axes (x red, y green, z blue) at the landmark centroid."""
     from pyface.geometry import euler_to_matrix
 
-    plt = _plt()
+    plt = pyplot()
     images = np.asarray(images)
     n = len(images)
     nrows = -(-n // ncols)
@@ -82,7 +75,4 @@ def plot_prediction_grid(images, landmarks, poses, path, gt_landmarks=None, ncol
             y, p_, r = poses[i]
             ax.set_title(f"y{y:.0f} p{p_:.0f} r{r:.0f}", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=100)

@@ -30,16 +30,18 @@ import torch
 from torch import nn
 
 from pyface.eval import metrics as M
+from pyface.registry import Registry
 
-TASKS: dict[str, type["Task"]] = {}
+#: name -> Task class (``TASKS.names()``, ``TASKS.get(name)``; unknown names suggest close ones).
+TASKS: Registry[type["Task"]] = Registry("task")
 
 
 def register_task(name: str):
+    """Class decorator: ``@register_task("fld")`` on a :class:`Task` subclass (sets its ``name``)."""
+
     def deco(cls):
-        if name in TASKS:
-            raise ValueError(f"task {name!r} is registered twice")
+        TASKS.register(name, cls)
         cls.name = name
-        TASKS[name] = cls
         return cls
 
     return deco
@@ -111,9 +113,11 @@ def pose_or_zero(batch: dict) -> torch.Tensor:
     return torch.where(pose_known(batch)[:, None], p, torch.zeros_like(p))
 
 
-class _MeanLabel(nn.Module):
+class MeanLabel(nn.Module):
     """Running mean of a label over the training samples seen (a persistent buffer, so
-    it survives checkpoints): the mean-prediction baseline of a regression task."""
+    it survives checkpoints): the mean-prediction baseline of a regression task
+    (``self.mean_label = MeanLabel(shape)``, ``update(labels)`` in ``observe``,
+    ``mean()`` in ``metrics``)."""
 
     def __init__(self, shape):
         super().__init__()
@@ -193,7 +197,7 @@ class LandmarkTask(Task):
         self.unit = float(o["unit"] or (ctx.model_config.input_size if ctx.model_config is not None else 1.0))
         self.kw = {"wing_w": o["wing_w"], "wing_eps": o["wing_eps"], "lambda_p": o["lambda_p"]}
         self._loss = landmark_loss if ctx.fused else landmark_loss_reference
-        self.mean_label = _MeanLabel((68, 2))
+        self.mean_label = MeanLabel((68, 2))
 
     def loss(self, outputs, batch):
         pred = outputs["landmarks"].float() / self.unit
@@ -234,7 +238,7 @@ class PoseTask(Task):
         from pyface.ops.reference import pose_loss_reference
 
         self._loss = pose_loss if (context is None or context.fused) else pose_loss_reference
-        self.mean_label = _MeanLabel((3,))
+        self.mean_label = MeanLabel((3,))
 
     def loss(self, outputs, batch):
         pred, ok = outputs["pose"].float(), pose_known(batch)
@@ -276,9 +280,7 @@ class MultiTaskLoss(nn.Module):
         items = tasks.items() if isinstance(tasks, dict) else ((t, {}) for t in tasks)
         mods = {}
         for name, opts in items:
-            if name not in TASKS:
-                raise ValueError(f"unknown task {name!r}; registered: {sorted(TASKS)}")
-            mods[name] = TASKS[name](opts, context)
+            mods[name] = TASKS.get(name, what="tasks")(opts, context)
         if not mods:
             raise ValueError("at least one task must be enabled")
         self.tasks = nn.ModuleDict(mods)

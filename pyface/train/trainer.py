@@ -18,18 +18,20 @@ checkpoints split into rank 0's last.pt and one shard file per rank.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader
 
+from pyface import runtime
+from pyface.errors import CheckpointError
+from pyface.io import remove_stale_temps, write_text_atomic
 from pyface.models import MultiTaskNet, model_config
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
@@ -39,21 +41,16 @@ from pyface.train.sampling import EpochBatchSampler, SeededDataset, collate
 from pyface.train.tasks import MultiTaskLoss, TaskContext
 
 
-def build_dataset(spec):
+def build_dataset(spec, what: str = "data.train"):
     """A config's dataset: a ``{type: Name, **kwargs}`` mapping is opened by
-    :func:`pyface.data.open_dataset`; anything else (a dataset object, or a placeholder
-    for datasets passed to the Trainer directly) is returned as is."""
+    :func:`pyface.data.open_dataset` (errors name the key ``what``); anything else (a
+    dataset object, or a placeholder for datasets passed to the Trainer directly) is
+    returned as is."""
     if not isinstance(spec, dict):
         return spec
     from pyface.data import open_dataset
 
-    return open_dataset(spec)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return open_dataset(spec, what=what)
 
 
 class Trainer:
@@ -61,11 +58,13 @@ class Trainer:
     :func:`pyface.train.config.resolve`; datasets given here override data.train/val."""
 
     def __init__(self, cfg: dict, train_set=None, val_set=None):
-        self.cfg = cfg = C.resolve(cfg) if "recipe" not in cfg or "optim" not in cfg else cfg
+        # only resolve()'s own result is taken as resolved: any other dict, even one with
+        # every section, gets the defaults, the recipe and the validation
+        self.cfg = cfg = cfg if isinstance(cfg, C.ResolvedConfig) else C.resolve(cfg)
         self.out = Path(cfg["out_dir"])
-        self.dist, self.device = Dist.setup(_device(cfg["device"]))
-        self.train_set = train_set if train_set is not None else build_dataset(cfg["data"]["train"])
-        self.val_set = val_set if val_set is not None else build_dataset(cfg["data"]["val"])
+        self.dist, self.device = Dist.setup(runtime.resolve_device(cfg["device"], what="device"))
+        self.train_set = train_set if train_set is not None else build_dataset(cfg["data"]["train"], "data.train")
+        self.val_set = val_set if val_set is not None else build_dataset(cfg["data"]["val"], "data.val")
         torch.manual_seed(cfg["seed"])
         mcfg = dict(cfg["model"])
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
@@ -90,10 +89,10 @@ class Trainer:
         body = [p for n, p in self.model.named_parameters() if not n.startswith("heads.")]
         groups = [{"params": [p for p in body if p.requires_grad]},
                   {"params": [p for p in head if p.requires_grad], "lr": o["lr"] * o["head_lr_mult"]}]
-        self.optimizer = OPTIMIZERS[o["name"]](groups, o)
+        self.optimizer = OPTIMIZERS.get(o["name"], what="optim.name")(groups, o)
         spe, tot = self.steps_per_epoch, self.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, spe, tot, o))
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg["amp"]]
+        self.amp_dtype = runtime.amp_dtype(cfg["amp"], self.device)
         self.scaler = Dist.grad_scaler(self.device, cfg["amp"] == "fp16", self.dist)
         self.step = 0
         self.history: list[dict] = []
@@ -111,7 +110,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), "history": self.history,
                 "val_history": self.val_history,
-                "model_config": self.model_cfg.to_dict(), "config": self.cfg}
+                "model_config": self.model_cfg.to_dict(), "config": dict(self.cfg)}  # plain data only
 
     def load_state_dict(self, st: dict) -> None:
         self.model.load_state_dict(st["model"])
@@ -142,7 +141,13 @@ class Trainer:
         path = Path(path) if path else self.checkpoint_path
         if not path.exists():
             return False
-        self.load_state_dict(ckpt.load_rank(path, self.dist.rank, self.dist.world_size, map_location=self.device))
+        st = ckpt.load_rank(path, self.dist.rank, self.dist.world_size, map_location=self.device)
+        if runtime.is_legacy_state_dict(st.get("model", {})):
+            # its loss/optimizer state has another layout (before the task registry)
+            raise CheckpointError(f"{path} was written by an older pyface (before the head registry): its training "
+                                  "state cannot be resumed; start a new run from its weights with "
+                                  f"init: {{checkpoint: {path}, modules: [shared, heads]}}")
+        self.load_state_dict(st)
         return True
 
     def init_weights(self, path, modules) -> list[str]:
@@ -152,8 +157,8 @@ class Trainer:
         this model must exist in the file with the same shape. Returns the copied names."""
         if not Path(path).exists():
             raise FileNotFoundError(f"init.checkpoint {str(path)!r} does not exist")
-        src = ckpt.load(path, map_location=self.device)
-        src = src.get("model", src)
+        src = runtime.read_checkpoint(path, map_location=self.device, what="init.checkpoint")
+        src = runtime.upgrade_state_dict(src.get("model", src))
         own = self.model.state_dict()
         names = [k for k in own if any(k == m or k.startswith(m + ".") for m in modules)]
         if not names:
@@ -189,16 +194,13 @@ class Trainer:
         if img.shape[-1] != n or img.shape[-2] != n:
             sy, sx = n / img.shape[-2], n / img.shape[-1]
             for k in [k for k in b if k == "image" or k.startswith("image_")]:
-                b[k] = F.interpolate(MultiTaskNet.normalize(b[k]), size=(n, n), mode="bilinear",
-                                     align_corners=False, antialias=True)
+                b[k] = runtime.prepare_input(b[k], n)
             if "landmarks" in b:
                 b["landmarks"] = b["landmarks"] * torch.tensor([sx, sy], device=dev)
         return b
 
     def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return runtime.autocast(self.device, self.cfg["amp"])
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: dict) -> dict:
@@ -231,10 +233,12 @@ class Trainer:
         cfg = self.cfg
         main, world = self.dist.is_main, self.dist.world_size
         self.out.mkdir(parents=True, exist_ok=True)
+        if main:  # a killed run's uncommitted files (no other rank writes before the first step)
+            remove_stale_temps(self.out, recursive=True)
         if resume:
             self.resume(None if resume is True else resume)
         if main:
-            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            write_text_atomic(self.out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
             self._rewrite_csv("train.csv", self.train_fields, self.history)
             self._rewrite_csv("val.csv", None, self.val_history)
         if cfg["tensorboard"] and main:
@@ -290,8 +294,7 @@ class Trainer:
                 self.save_checkpoint()
             if main:
                 self.plot()
-                torch.save({"model": self.model.state_dict(), "model_config": self.model_cfg.to_dict()},
-                           self.out / "model.pt")
+                runtime.save_model(self.model, self.out / "model.pt")
         finally:
             if self._tb is not None:
                 self._tb.close()
@@ -316,10 +319,11 @@ class Trainer:
                 path.unlink()
             return
         fields = fields or list(rows[0])
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        write_text_atomic(path, buf.getvalue())
 
     def _append_csv(self, name, fields, row):
         path = self.out / name
@@ -369,8 +373,7 @@ class Trainer:
         cols: dict[str, list] = {}
         for batch in self._loader(dataset, sampler, self.cfg["data"]["num_workers"]):
             b = self.prepare(batch)
-            with self._autocast():
-                out = self.model(b["image"])
+            out = runtime.forward(self.model, b["image"], amp=self.cfg["amp"])  # as trained: no flip-sum
             for k, v in out.items():
                 cols.setdefault(k, []).append(v.float().cpu())
             for k in keys:
