@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from pyface.eval.runner import device_name  # noqa: F401  (one definition; benchmarks sit above eval)
+from pyface.io import write_text_atomic
 
 
 def _pin_malloc_mmap_threshold() -> None:
@@ -216,7 +217,7 @@ def write_json(out_dir: str | os.PathLike, name: str, payload: dict) -> Path:
     dev = payload.get("device_type", "cpu")
     path = out / f"{name}-{dev}.json"
     payload = {"torch": torch.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}
-    path.write_text(json.dumps(payload, indent=2))
+    write_text_atomic(path, json.dumps(payload, indent=2))
     return path
 
 

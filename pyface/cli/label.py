@@ -188,7 +188,7 @@ class Identities(Command):
                        help="crop of images with known landmarks (300W-LP), as a multiple of the landmark box area")
         p.add_argument("--workers", type=non_negative_int, default=4, help="DataLoader worker processes")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-        p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: bf16 autocast)")
+        p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: fp16 autocast)")
         p.add_argument("--no-progress", action="store_true")
 
     def run(self, args) -> int:

@@ -80,9 +80,6 @@ class FaceDataset(torch.utils.data.Dataset):
         container file); ``#<i>`` for a dataset without files."""
         return f"#{i}"
 
-    def _describe(self, i: int) -> str:  # the former name, still called by label/identities.py
-        return self.describe(i)
-
     def _load(self, i: int):
         raise NotImplementedError
 

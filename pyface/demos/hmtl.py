@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pyface.demos.rendered import TensorFaces, render
-from pyface.io import atomic_write, write_json_atomic
+from pyface.io import write_json_atomic
 from pyface.train.config import resolve
 from pyface.train.trainer import Trainer
 
@@ -69,9 +69,9 @@ def demo_config(out_dir, hmtl: bool, *, epochs: int, quick: bool) -> dict:
 
 
 def _plot(runs: dict, path: Path) -> None:
-    from pyface.train.plots import _plt
+    from pyface.eval.figures import pyplot, save_png
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for i, (name, tr) in enumerate(runs.items()):
         h, v = tr.history, tr.val_history
@@ -85,9 +85,7 @@ def _plot(runs: dict, path: Path) -> None:
     for a in axes:
         a.legend()
     fig.tight_layout()
-    with atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def run_hmtl_demo(out_dir, *, epochs: int = DEMO_EPOCHS, quick: bool = False, workers: int | None = None) -> dict:

@@ -8,8 +8,6 @@ import numpy as np
 
 from pyface.eval.figures import pyplot, save_png
 
-_plt = pyplot  # the former name, still imported by train/hmtl_demo.py
-
 
 def plot_loss_curves(history: list[dict], val_history: list[dict], path, weights: dict[str, float]) -> Path:
     """Total and weighted per-task training losses against step, plus validation metrics."""

@@ -20,10 +20,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from pyface import runtime
 from pyface.errors import CheckpointError
 from pyface.label.landmarks import weights_digest
-from pyface.label.nets import load_model
 from pyface.label.shards import config_hash, open_output
+from pyface.models import MultiTaskNet
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_FACE_CROP_AREA", "FRNet", "IdentityEmbeddings", "embed_identities",
            "pair_scores"]
@@ -43,10 +44,10 @@ class FRNet:
     module/callable mapping normalised float images [B, 3, s, s] to a dict with
     ``"embedding"`` or to a tensor [B, D] (``input_size`` then required)."""
 
-    def __init__(self, net, what: str = "net", input_size: int | None = None, device=None, amp: bool = True):
+    def __init__(self, net, what: str = "net", input_size: int | None = None, device=None, amp=True):
         self.what = what
         self.path = os.path.abspath(os.fspath(net)) if isinstance(net, (str, os.PathLike)) else None
-        model = load_model(self.path, what) if self.path else net
+        model = runtime.load_model(self.path, what=what) if self.path else net
         tasks = getattr(getattr(model, "config", None), "tasks", None)
         if tasks is not None and "fr" not in tasks:
             src = self.path or "the given model"
@@ -56,43 +57,32 @@ class FRNet:
         if size is None:
             raise ValueError(f"{what}: input_size is required for a net without a .config")
         self.input_size = int(size)
-        self.device = torch.device(device) if device is not None else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        if isinstance(model, torch.nn.Module):
+            self._digest = weights_digest(model)  # of the whole checkpoint, as resume checks always did
+        if isinstance(model, MultiTaskNet):
+            model = model.export(["fr"])  # the FR branch only: the other heads' stage-4 copies are skipped
+        self.device = runtime.resolve_device(device, what="--device")
         self.model = model.to(self.device).eval() if isinstance(model, torch.nn.Module) else model
-        self.amp = bool(amp) and self.device.type == "cuda"
+        self.amp = amp
+        runtime.amp_dtype(amp, self.device)  # validates the setting
         self.dim = int(self.embed(torch.zeros(1, 3, self.input_size, self.input_size, dtype=torch.uint8)).shape[1])
 
     def describe(self) -> dict:
         """What identifies this net in a resume check (the weights' digest, not the file's name)."""
-        d = {"input_size": self.input_size, "amp": self.amp}
+        dtype = runtime.amp_dtype(self.amp, self.device)
+        d = {"input_size": self.input_size, "amp": False if dtype is None else str(dtype)}
         if isinstance(self.model, torch.nn.Module):
-            d["weights"] = self._digest = getattr(self, "_digest", None) or weights_digest(self.model)
+            d["weights"] = self._digest
         else:
             d["module"] = type(self.model).__name__
         return d
 
-    def _forward(self, x):
-        """The FR branch only of a MultiTaskNet (the other heads' stage-4 copies are skipped)."""
-        m = self.model
-        bp = getattr(m, "branch_points", {}).get("fr")
-        if bp is None:
-            return m(x)
-        for stage in list(m.shared)[:bp + 1]:
-            x = stage(x)
-        return m.heads["fr"](x)
-
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (or normalised float) [B, 3, H, W] -> flip-sum unit embeddings [B, D] float32."""
         x = images.to(self.device, non_blocking=True)
-        x = (x.float() - 127.5) / 128.0 if x.dtype == torch.uint8 else x.float()
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = torch.nn.functional.interpolate(x, size=(self.input_size,) * 2, mode="bilinear",
-                                                align_corners=False, antialias=True)
-        b = x.shape[0]
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-            out = self._forward(torch.cat([x, x.flip(3)]))
-        e = (out["embedding"] if isinstance(out, dict) else out).float()
-        return torch.nn.functional.normalize(e[:b] + e[b:], dim=1)
+        x = runtime.prepare_input(x, self.input_size)
+        return runtime.embed(self.model, x, normalize=True, amp=self.amp)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from pyface.data.base import FaceDataset
 from pyface.errors import ConfigError, DataError, OutputError
 from pyface.io import write_json_atomic
 from pyface.label.identities.embed import (DEFAULT_CHUNK, DEFAULT_FACE_CROP_AREA, FRNet, IdentityEmbeddings,
@@ -198,10 +199,10 @@ def _embed(c: IdentitiesConfig, inp: _Inputs, name_of) -> tuple[list[IdentityEmb
     semi_group = None
     semi = inp.semi
     if semi is not None:
-        if not hasattr(semi, "_describe"):
+        if not isinstance(semi, FaceDataset):
             raise ConfigError(f"{name_of('semi_identify')}: needs a file-backed 300W-LP dataset (the file names "
                               "carry the source 300W face)")
-        labels, keys = semi_identify_labels([semi._describe(i) for i in range(len(semi))])
+        labels, keys = semi_identify_labels([semi.describe(i) for i in range(len(semi))])
         semi_group = embed_identities(c.semi_name, semi, inp.net_a, inp.net_b,
                                       os.path.join(c.out, "embeddings", c.semi_name),
                                       labels=labels, keys=keys, spec=c.semi_identify, **common)

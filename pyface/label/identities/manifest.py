@@ -186,7 +186,7 @@ def _own_label_tables(ds, resolver: Resolver, batch_size: int = 256, workers: in
     loader = torch.utils.data.DataLoader(_OwnLabels(ds), batch_size=batch_size, num_workers=workers)
     for b in loader:
         ok = b["ok"].numpy()
-        refs = [os.path.abspath(ds._describe(int(i))) for i in b["i"]]
+        refs = [os.path.abspath(ds.describe(int(i))) for i in b["i"]]
         new = np.array([resolver.semi_map.get(semi_identify_key(r), -1) for r in refs], np.int64)
         keep = ok & (new >= 0)
         idx = np.flatnonzero(keep)

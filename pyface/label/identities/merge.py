@@ -22,6 +22,8 @@ import re
 import numpy as np
 import torch
 
+from pyface import runtime
+
 from pyface.label.identities.embed import IdentityEmbeddings
 
 __all__ = ["SEMI_NAME", "calibrate_threshold", "find_duplicates", "merge_identities", "merge_quality",
@@ -61,7 +63,7 @@ def find_duplicates(groups: list[IdentityEmbeddings], threshold_a: float, thresh
     offsets = np.cumsum([0] + [len(g) for g in groups])
     pairs_of = pairs_of if pairs_of is not None else [(i, j) for i in range(len(groups))
                                                       for j in range(i + 1, len(groups))]
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = runtime.resolve_device(device) if device is not None else torch.device("cpu")
     means = [(_unit_rows(g.mean_a).to(dev), _unit_rows(g.mean_b).to(dev)) for g in groups]
     out = {k: [] for k in ("node_a", "node_b", "sim_a", "sim_b", "group_a", "group_b")}
     for i, j in pairs_of:
