@@ -1,6 +1,7 @@
-// The one extension module, pyface._C. Each op binds its own functions in
-// csrc/ops/<op>.cpp (`bind_<op>`); CPU entry points end in _cpu, CUDA ones in
-// _cuda and take the raw cudaStream_t as their last argument.
+// The one extension module, pyface._C: the runtime (threads, CPU instruction-set
+// paths) here; every op binds itself from csrc/ops/<op>.cpp (PYFACE_BINDINGS, see
+// csrc/ops/binding.h): its argument structs, and its entry points as methods of
+// CpuKernels and, with the CUDA backend, CudaKernels(stream).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -10,7 +11,7 @@
 
 #include "pyface/cpu_isa.h"
 #include "pyface/parallel.h"
-#include "ops/bind.h"
+#include "ops/binding.h"
 
 namespace py = pybind11;
 
@@ -60,11 +61,6 @@ void set_cpu_isa(const std::string& name) {
 #ifndef PYFACE_MODULE_NAME
 #define PYFACE_MODULE_NAME _C
 #endif
-#ifdef PYFACE_CUDA_EMU
-namespace pyface {
-void bind_emu(py::module_& m);
-}
-#endif
 
 PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.doc() = "pyface C++/CUDA kernels (no libtorch link: raw pointers in, raw pointers out)";
@@ -110,12 +106,18 @@ PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.def("cpu_isa_info", &cpu_isa_info);
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
   m.def("cpu_isa_probe", [] { return std::string(PYFACE_CPU_KERNEL(compiled_isa_path)()); });
-  pyface::bind_common(m);
-  pyface::bind_lpmc(m);
-  pyface::bind_landmark(m);
-  pyface::bind_selective_fit(m);
-  pyface::bind_cosine_dups(m);
-#ifdef PYFACE_CUDA_EMU
-  pyface::bind_emu(m);
+  // The kernels of each backend, as objects; the ops add their entry points.
+  py::class_<pyface::CpuKernels> cpu(m, "CpuKernels", py::module_local(),
+                                     "The CPU kernels (csrc/cpu/), on the instruction-set path chosen at import.");
+  cpu.def(py::init<>());
+#ifdef PYFACE_WITH_CUDA
+  py::class_<pyface::CudaKernels> cuda(m, "CudaKernels", py::module_local(),
+                                       "The CUDA kernels (csrc/cuda/), launched on a raw cudaStream_t.");
+  cuda.def(py::init([](uintptr_t stream) { return pyface::CudaKernels{reinterpret_cast<void*>(stream)}; }),
+           py::arg("stream"));
+  pyface::Bindings b{m, cpu, cuda};
+#else
+  pyface::Bindings b{m, cpu};
 #endif
+  pyface::run_bindings(b);
 }

@@ -4,13 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "ops/binding.h"
 #include "pyemu_runtime.h"
-
-namespace py = pybind11;
 
 namespace pyface {
 
-void bind_emu(py::module_& m) {
+PYFACE_BINDINGS(emu, b) {
+  py::module_& m = b.m;
   m.attr("emulated") = true;
 #ifndef PYFACE_EMU_VARIANT
 #define PYFACE_EMU_VARIANT "plain"
