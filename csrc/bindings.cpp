@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "ops/binding.h"
 #include "pyface/cpu_isa.h"
 #include "pyface/parallel.h"
-#include "ops/binding.h"
 
 namespace py = pybind11;
 
@@ -76,24 +76,27 @@ PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.def("get_num_threads", &pyface::get_num_threads);
   // Test hook for parallel_for's exception handling: fills out[0, n) with 1 per index
   // over `threads` threads and throws from the range holding `throw_at` (-1: none).
-  m.def("_parallel_for_selftest", [](int64_t n, int64_t throw_at, int threads) {
-    const int saved = pyface::get_num_threads();
-    pyface::set_num_threads(threads);
-    std::vector<int> hits(static_cast<size_t>(std::max<int64_t>(n, 0)), 0);
-    try {
-      pyface::parallel_for(n, 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          if (i == throw_at) throw std::runtime_error("parallel_for selftest: range holding " + std::to_string(i));
-          hits[static_cast<size_t>(i)] += 1;
+  m.def(
+      "_parallel_for_selftest",
+      [](int64_t n, int64_t throw_at, int threads) {
+        const int saved = pyface::get_num_threads();
+        pyface::set_num_threads(threads);
+        std::vector<int> hits(static_cast<size_t>(std::max<int64_t>(n, 0)), 0);
+        try {
+          pyface::parallel_for(n, 1, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+              if (i == throw_at) throw std::runtime_error("parallel_for selftest: range holding " + std::to_string(i));
+              hits[static_cast<size_t>(i)] += 1;
+            }
+          });
+        } catch (...) {
+          pyface::set_num_threads(saved);
+          throw;
         }
-      });
-    } catch (...) {
-      pyface::set_num_threads(saved);
-      throw;
-    }
-    pyface::set_num_threads(saved);
-    return hits;
-  }, py::arg("n"), py::arg("throw_at") = -1, py::arg("threads") = 4);
+        pyface::set_num_threads(saved);
+        return hits;
+      },
+      py::arg("n"), py::arg("throw_at") = -1, py::arg("threads") = 4);
 #if defined(__clang__)
   m.attr("compiler") = "clang " __VERSION__;
 #elif defined(__GNUC__)

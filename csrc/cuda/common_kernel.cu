@@ -27,8 +27,8 @@ template <typename T, typename O = float>
 void launch(const void* x, int64_t n, int64_t d, float eps, void* out, cudaStream_t st) {
   if (n == 0) return;
   constexpr int kThreads = 256;
-  row_inv_norm_kernel<T, O><<<ceil_div(n, kThreads / 32), kThreads, 0, st>>>(static_cast<const T*>(x), n, d, eps,
-                                                                               static_cast<O*>(out));
+  row_inv_norm_kernel<T, O>
+      <<<ceil_div(n, kThreads / 32), kThreads, 0, st>>>(static_cast<const T*>(x), n, d, eps, static_cast<O*>(out));
   PYFACE_CUDA_CHECK_LAUNCH("row_inv_norm");
 }
 }  // namespace

@@ -72,7 +72,9 @@ E* tensor_ptr(py::handle t, const char* what) {
       static_assert(std::is_same_v<B, uint8_t>, "tensor_ptr: unsupported element type");
       want = "torch.uint8 or torch.bool", ok = dt.is(torch_dtype("uint8")) || dt.is(torch_dtype("bool"));
     }
-    if (!ok) throw py::type_error(std::string(what) + " must be a " + want + " tensor, got " + py::str(dt).cast<std::string>());
+    if (!ok)
+      throw py::type_error(std::string(what) + " must be a " + want + " tensor, got " +
+                           py::str(dt).cast<std::string>());
   }
   if (!t.attr("is_contiguous")().cast<bool>()) throw py::type_error(std::string(what) + " must be a contiguous tensor");
   return reinterpret_cast<E*>(t.attr("data_ptr")().cast<uintptr_t>());
@@ -89,7 +91,7 @@ class StructBinding {
       : name_(name), cls_(scope, name.c_str(), py::module_local()), setters_(std::make_shared<Setters>()) {}
 
   template <typename F>
-  StructBinding& field(const char* name, F S::*member) {
+  StructBinding& field(const char* name, F S::* member) {
     const std::string what = name_ + "." + name;
     std::function<void(S&, py::handle)> set = [member, what](S& s, py::handle v) {
       if constexpr (std::is_pointer_v<F>) {
@@ -216,8 +218,9 @@ void by_float_dtype(py::handle t, const char* what, F&& f) {
   const py::object dt = py::getattr(t, "dtype", py::none());
   if (dt.is(torch_dtype("float32"))) return f(float());
   if (dt.is(torch_dtype("float64"))) return f(double());
-  throw py::type_error(std::string(what) + " must be a torch.float32 or torch.float64 tensor, got " +
-                       (dt.is_none() ? py::str(py::type::handle_of(t).attr("__name__")) : py::str(dt)).cast<std::string>());
+  throw py::type_error(
+      std::string(what) + " must be a torch.float32 or torch.float64 tensor, got " +
+      (dt.is_none() ? py::str(py::type::handle_of(t).attr("__name__")) : py::str(dt)).cast<std::string>());
 }
 
 using BindingFn = void (*)(Bindings&);
@@ -228,8 +231,8 @@ void run_bindings(Bindings& b);
 
 }  // namespace pyface
 
-#define PYFACE_BINDINGS(name, b)                                                                      \
-  static void pyface_bindings_##name(::pyface::Bindings& b);                                          \
-  [[maybe_unused]] static const int pyface_bindings_registered_##name =                               \
-      ::pyface::register_bindings(#name, &pyface_bindings_##name);                                    \
+#define PYFACE_BINDINGS(name, b)                                        \
+  static void pyface_bindings_##name(::pyface::Bindings& b);            \
+  [[maybe_unused]] static const int pyface_bindings_registered_##name = \
+      ::pyface::register_bindings(#name, &pyface_bindings_##name);      \
   static void pyface_bindings_##name(::pyface::Bindings& b)

@@ -20,23 +20,35 @@ PYFACE_BINDINGS(cosine_dups, b) {
     s.field("pairs", &S::pairs).field("begin", &S::begin).field("end", &S::end).field("sim2", &S::sim2);
     s.field("keep", &S::keep);
   });
-  b.cpu.def("dup_tile", [](const CpuKernels&, const DupTileArgs& a) {
-    py::gil_scoped_release nogil;
-    PYFACE_CPU_KERNEL(dup_tile_cpu)(a);
-  }, py::arg("args"));
-  b.cpu.def("dup_second", [](const CpuKernels&, const DupSecondArgs& a) {
-    py::gil_scoped_release nogil;
-    PYFACE_CPU_KERNEL(dup_second_cpu)(a);
-  }, py::arg("args"));
+  b.cpu.def(
+      "dup_tile",
+      [](const CpuKernels&, const DupTileArgs& a) {
+        py::gil_scoped_release nogil;
+        PYFACE_CPU_KERNEL(dup_tile_cpu)(a);
+      },
+      py::arg("args"));
+  b.cpu.def(
+      "dup_second",
+      [](const CpuKernels&, const DupSecondArgs& a) {
+        py::gil_scoped_release nogil;
+        PYFACE_CPU_KERNEL(dup_second_cpu)(a);
+      },
+      py::arg("args"));
 #ifdef PYFACE_WITH_CUDA
-  b.cuda.def("dup_tile", [](const CudaKernels& k, const DupTileArgs& a) {
-    py::gil_scoped_release nogil;
-    dup_tile_cuda(a, k.stream);
-  }, py::arg("args"));
-  b.cuda.def("dup_second", [](const CudaKernels& k, const DupSecondArgs& a) {
-    py::gil_scoped_release nogil;
-    dup_second_cuda(a, k.stream);
-  }, py::arg("args"));
+  b.cuda.def(
+      "dup_tile",
+      [](const CudaKernels& k, const DupTileArgs& a) {
+        py::gil_scoped_release nogil;
+        dup_tile_cuda(a, k.stream);
+      },
+      py::arg("args"));
+  b.cuda.def(
+      "dup_second",
+      [](const CudaKernels& k, const DupSecondArgs& a) {
+        py::gil_scoped_release nogil;
+        dup_second_cuda(a, k.stream);
+      },
+      py::arg("args"));
 #endif
 }
 

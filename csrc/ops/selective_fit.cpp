@@ -17,15 +17,21 @@ PYFACE_BINDINGS(selective_fit, b) {
   });
   for_each_type<float, double>([&](auto zero) {
     using T = decltype(zero);
-    b.cpu.def("selective_fit", [](const CpuKernels&, const SelFitArgs<T>& a) {
-      py::gil_scoped_release nogil;
-      PYFACE_CPU_KERNEL(selective_fit_cpu<T>)(a);
-    }, py::arg("args"));
+    b.cpu.def(
+        "selective_fit",
+        [](const CpuKernels&, const SelFitArgs<T>& a) {
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(selective_fit_cpu<T>)(a);
+        },
+        py::arg("args"));
 #ifdef PYFACE_WITH_CUDA
-    b.cuda.def("selective_fit", [](const CudaKernels& k, const SelFitArgs<T>& a) {
-      py::gil_scoped_release nogil;
-      selective_fit_cuda<T>(a, k.stream);
-    }, py::arg("args"));
+    b.cuda.def(
+        "selective_fit",
+        [](const CudaKernels& k, const SelFitArgs<T>& a) {
+          py::gil_scoped_release nogil;
+          selective_fit_cuda<T>(a, k.stream);
+        },
+        py::arg("args"));
 #endif
   });
 }
