@@ -15,14 +15,44 @@ std::vector<std::pair<std::string, BindingFn>>& registered() {
 }
 }  // namespace
 
-py::handle torch_dtype(const char* name) {
+py::handle torch_dtype(TorchDType d) {
   // Leaked on purpose: the dtypes live as long as torch, and a static py::object would
   // be released after the interpreter has gone.
-  static auto* cache = new std::map<std::string, py::object>();
-  auto it = cache->find(name);
-  if (it == cache->end()) it = cache->emplace(name, py::module_::import("torch").attr(name)).first;
-  return it->second;
+  static PyObject** cache = [] {
+    auto** c = new PyObject*[6];
+    const char* names[] = {"float32", "float64", "int64", "int32", "uint8", "bool"};
+    py::module_ torch = py::module_::import("torch");
+    for (int i = 0; i < 6; ++i) c[i] = py::object(torch.attr(names[i])).release().ptr();
+    return c;
+  }();
+  return cache[static_cast<int>(d)];
 }
+
+namespace detail {
+
+PyObject* const* tensor_attr_names() {
+  static PyObject** names = [] {
+    auto** n = new PyObject*[3];
+    n[0] = PyUnicode_InternFromString("dtype");
+    n[1] = PyUnicode_InternFromString("is_contiguous");
+    n[2] = PyUnicode_InternFromString("data_ptr");
+    return n;
+  }();
+  return names;
+}
+
+void not_a_tensor(py::handle t, const char* what) {
+  throw py::type_error(std::string(what) + " must be a tensor or None, got " +
+                       py::str(py::type::handle_of(t).attr("__name__")).cast<std::string>());
+}
+
+void wrong_dtype(py::handle dtype, const char* what, const char* want) {
+  throw py::type_error(std::string(what) + " must be a " + want + " tensor, got " + py::str(dtype).cast<std::string>());
+}
+
+void not_contiguous(const char* what) { throw py::type_error(std::string(what) + " must be a contiguous tensor"); }
+
+}  // namespace detail
 
 int register_bindings(const char* name, BindingFn fn) {
   registered().emplace_back(name, fn);

@@ -41,43 +41,58 @@ struct CudaKernels {
   void* stream;  // cudaStream_t
 };
 
-// The torch dtype object named `name` ("float32", ...), looked up once.
-py::handle torch_dtype(const char* name);
+// torch's dtypes that the argument structs and entry points check against.
+enum class TorchDType { Float32, Float64, Int64, Int32, UInt8, Bool };
+py::handle torch_dtype(TorchDType d);
+
+namespace detail {
+// Interned attribute names (dtype, is_contiguous, data_ptr), made once.
+PyObject* const* tensor_attr_names();
+[[noreturn]] void not_a_tensor(py::handle t, const char* what);
+[[noreturn]] void wrong_dtype(py::handle dtype, const char* what, const char* want);
+[[noreturn]] void not_contiguous(const char* what);
+}  // namespace detail
 
 // The address of tensor `t` as an E* (nullptr for None). TypeError naming `what` unless
 // t is a contiguous tensor of a dtype that E stores: float -> torch.float32, double ->
 // torch.float64, int64_t -> torch.int64, int32_t -> torch.int32, uint8_t -> torch.uint8
-// or torch.bool, void -> any.
+// or torch.bool, void -> any. Runs for every tensor of every launch: plain C API calls.
 template <typename E>
 E* tensor_ptr(py::handle t, const char* what) {
   if (t.is_none()) return nullptr;
-  if (!py::hasattr(t, "data_ptr")) {
-    throw py::type_error(std::string(what) + " must be a tensor or None, got " +
-                         py::str(py::type::handle_of(t).attr("__name__")).cast<std::string>());
-  }
+  PyObject* const* names = detail::tensor_attr_names();  // dtype, is_contiguous, data_ptr
   using B = std::remove_cv_t<E>;
   if constexpr (!std::is_void_v<B>) {
-    const py::object dt = t.attr("dtype");
-    bool ok;
-    const char* want;
+    const auto dt = py::reinterpret_steal<py::object>(PyObject_GetAttr(t.ptr(), names[0]));
+    if (!dt) {
+      PyErr_Clear();
+      detail::not_a_tensor(t, what);
+    }
     if constexpr (std::is_same_v<B, float>) {
-      want = "torch.float32", ok = dt.is(torch_dtype("float32"));
+      if (!dt.is(torch_dtype(TorchDType::Float32))) detail::wrong_dtype(dt, what, "torch.float32");
     } else if constexpr (std::is_same_v<B, double>) {
-      want = "torch.float64", ok = dt.is(torch_dtype("float64"));
+      if (!dt.is(torch_dtype(TorchDType::Float64))) detail::wrong_dtype(dt, what, "torch.float64");
     } else if constexpr (std::is_same_v<B, int64_t>) {
-      want = "torch.int64", ok = dt.is(torch_dtype("int64"));
+      if (!dt.is(torch_dtype(TorchDType::Int64))) detail::wrong_dtype(dt, what, "torch.int64");
     } else if constexpr (std::is_same_v<B, int32_t>) {
-      want = "torch.int32", ok = dt.is(torch_dtype("int32"));
+      if (!dt.is(torch_dtype(TorchDType::Int32))) detail::wrong_dtype(dt, what, "torch.int32");
     } else {
       static_assert(std::is_same_v<B, uint8_t>, "tensor_ptr: unsupported element type");
-      want = "torch.uint8 or torch.bool", ok = dt.is(torch_dtype("uint8")) || dt.is(torch_dtype("bool"));
+      if (!dt.is(torch_dtype(TorchDType::UInt8)) && !dt.is(torch_dtype(TorchDType::Bool))) {
+        detail::wrong_dtype(dt, what, "torch.uint8 or torch.bool");
+      }
     }
-    if (!ok)
-      throw py::type_error(std::string(what) + " must be a " + want + " tensor, got " +
-                           py::str(dt).cast<std::string>());
   }
-  if (!t.attr("is_contiguous")().cast<bool>()) throw py::type_error(std::string(what) + " must be a contiguous tensor");
-  return reinterpret_cast<E*>(t.attr("data_ptr")().cast<uintptr_t>());
+  const auto contiguous = py::reinterpret_steal<py::object>(PyObject_CallMethodObjArgs(t.ptr(), names[1], nullptr));
+  if (!contiguous) {
+    if (!std::is_void_v<B> || !PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
+    PyErr_Clear();
+    detail::not_a_tensor(t, what);
+  }
+  if (contiguous.ptr() != Py_True) detail::not_contiguous(what);
+  const auto address = py::reinterpret_steal<py::object>(PyObject_CallMethodObjArgs(t.ptr(), names[2], nullptr));
+  if (!address) throw py::error_already_set();
+  return reinterpret_cast<E*>(address.cast<uintptr_t>());
 }
 
 // Python class for argument struct S: S(**fields) with every field, read/write
@@ -88,7 +103,7 @@ class StructBinding {
   using Struct = S;
 
   StructBinding(py::handle scope, const std::string& name)
-      : name_(name), cls_(scope, name.c_str(), py::module_local()), setters_(std::make_shared<Setters>()) {}
+      : name_(name), cls_(scope, name.c_str(), py::module_local()), fields_(std::make_shared<std::vector<Field>>()) {}
 
   template <typename F>
   StructBinding& field(const char* name, F S::* member) {
@@ -106,8 +121,7 @@ class StructBinding {
         }
       }
     };
-    setters_->emplace(name, set);
-    names_.push_back(name);
+    fields_->push_back({name, py::reinterpret_steal<py::object>(PyUnicode_InternFromString(name)), set});
     cls_.def_property(
         name,
         [member](const S& s) -> py::object {
@@ -122,26 +136,33 @@ class StructBinding {
   }
 
   py::object done() {
-    auto setters = setters_;
+    auto fields = fields_;
     const std::string name = name_;
-    const std::vector<std::string> names = names_;
-    cls_.def(py::init([setters, name, names](const py::kwargs& kw) {
+    cls_.def(py::init([fields, name](const py::kwargs& kw) {
       S s{};
-      for (auto item : kw) {
-        const std::string key = item.first.cast<std::string>();
-        auto it = setters->find(key);
-        if (it == setters->end()) throw py::type_error(name + " has no field '" + key + "'");
-        it->second(s, item.second);
+      for (const Field& f : *fields) {
+        PyObject* v = PyDict_GetItemWithError(kw.ptr(), f.key.ptr());  // borrowed
+        if (!v) {
+          if (PyErr_Occurred()) throw py::error_already_set();
+          throw py::type_error(name + " needs every field: '" + f.name + "' is missing");
+        }
+        f.set(s, v);
       }
-      for (const auto& n : names) {
-        if (!kw.contains(n)) throw py::type_error(name + " needs every field: '" + n + "' is missing");
+      if (static_cast<size_t>(PyDict_Size(kw.ptr())) != fields->size()) {
+        for (auto item : kw) {
+          const std::string key = item.first.cast<std::string>();
+          bool known = false;
+          for (const Field& f : *fields) known = known || f.name == key;
+          if (!known) throw py::type_error(name + " has no field '" + key + "'");
+        }
       }
       return s;
     }));
-    cls_.def("__repr__", [name, names](py::handle self) {
+    cls_.def("__repr__", [fields, name](py::handle self) {
       std::string out = name + "(";
-      for (size_t i = 0; i < names.size(); ++i) {
-        out += (i ? ", " : "") + names[i] + "=" + py::repr(self.attr(names[i].c_str())).cast<std::string>();
+      for (size_t i = 0; i < fields->size(); ++i) {
+        const std::string& n = (*fields)[i].name;
+        out += (i ? ", " : "") + n + "=" + py::repr(self.attr(n.c_str())).cast<std::string>();
       }
       return out + ")";
     });
@@ -149,17 +170,24 @@ class StructBinding {
   }
 
  private:
-  using Setters = std::map<std::string, std::function<void(S&, py::handle)>>;
+  struct Field {
+    std::string name;
+    py::object key;  // interned name, for the keyword lookup
+    std::function<void(S&, py::handle)> set;
+  };
   std::string name_;
   py::class_<S> cls_;
-  std::shared_ptr<Setters> setters_;
-  std::vector<std::string> names_;
+  std::shared_ptr<std::vector<Field>> fields_;
 };
 
 template <typename T>
 constexpr const char* dtype_name() {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "argument structs hold float or double");
   return std::is_same_v<T, float> ? "float32" : "float64";
+}
+template <typename T>
+constexpr TorchDType torch_dtype_of() {
+  return std::is_same_v<T, float> ? TorchDType::Float32 : TorchDType::Float64;
 }
 
 // What a binding function receives: the module, and the two kernel classes it adds
@@ -189,7 +217,7 @@ struct Bindings {
         [&] {
           StructBinding<Tmpl<T>> s(m, std::string(name) + "_" + dtype_name<T>());
           fields(s);
-          by_dtype[torch_dtype(dtype_name<T>())] = s.done();
+          by_dtype[torch_dtype(torch_dtype_of<T>())] = s.done();
         }(),
         ...);
     publish(name, by_dtype);
@@ -216,8 +244,8 @@ void for_each_type(F&& f) {
 template <typename F>
 void by_float_dtype(py::handle t, const char* what, F&& f) {
   const py::object dt = py::getattr(t, "dtype", py::none());
-  if (dt.is(torch_dtype("float32"))) return f(float());
-  if (dt.is(torch_dtype("float64"))) return f(double());
+  if (dt.is(torch_dtype(TorchDType::Float32))) return f(float());
+  if (dt.is(torch_dtype(TorchDType::Float64))) return f(double());
   throw py::type_error(
       std::string(what) + " must be a torch.float32 or torch.float64 tensor, got " +
       (dt.is_none() ? py::str(py::type::handle_of(t).attr("__name__")) : py::str(dt)).cast<std::string>());
