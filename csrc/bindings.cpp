@@ -1,6 +1,7 @@
-// The one extension module, pyface._C. Each op binds its own functions in
-// csrc/ops/<op>.cpp (`bind_<op>`); CPU entry points end in _cpu, CUDA ones in
-// _cuda and take the raw cudaStream_t as their last argument.
+// The one extension module, pyface._C: the runtime (threads, CPU instruction-set
+// paths) here; every op binds itself from csrc/ops/<op>.cpp (PYFACE_BINDINGS, see
+// csrc/ops/binding.h): its argument structs, and its entry points as methods of
+// CpuKernels and, with the CUDA backend, CudaKernels(stream).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -8,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "ops/binding.h"
 #include "pyface/cpu_isa.h"
 #include "pyface/parallel.h"
-#include "ops/bind.h"
 
 namespace py = pybind11;
 
@@ -60,11 +61,6 @@ void set_cpu_isa(const std::string& name) {
 #ifndef PYFACE_MODULE_NAME
 #define PYFACE_MODULE_NAME _C
 #endif
-#ifdef PYFACE_CUDA_EMU
-namespace pyface {
-void bind_emu(py::module_& m);
-}
-#endif
 
 PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.doc() = "pyface C++/CUDA kernels (no libtorch link: raw pointers in, raw pointers out)";
@@ -80,24 +76,27 @@ PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.def("get_num_threads", &pyface::get_num_threads);
   // Test hook for parallel_for's exception handling: fills out[0, n) with 1 per index
   // over `threads` threads and throws from the range holding `throw_at` (-1: none).
-  m.def("_parallel_for_selftest", [](int64_t n, int64_t throw_at, int threads) {
-    const int saved = pyface::get_num_threads();
-    pyface::set_num_threads(threads);
-    std::vector<int> hits(static_cast<size_t>(std::max<int64_t>(n, 0)), 0);
-    try {
-      pyface::parallel_for(n, 1, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          if (i == throw_at) throw std::runtime_error("parallel_for selftest: range holding " + std::to_string(i));
-          hits[static_cast<size_t>(i)] += 1;
+  m.def(
+      "_parallel_for_selftest",
+      [](int64_t n, int64_t throw_at, int threads) {
+        const int saved = pyface::get_num_threads();
+        pyface::set_num_threads(threads);
+        std::vector<int> hits(static_cast<size_t>(std::max<int64_t>(n, 0)), 0);
+        try {
+          pyface::parallel_for(n, 1, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+              if (i == throw_at) throw std::runtime_error("parallel_for selftest: range holding " + std::to_string(i));
+              hits[static_cast<size_t>(i)] += 1;
+            }
+          });
+        } catch (...) {
+          pyface::set_num_threads(saved);
+          throw;
         }
-      });
-    } catch (...) {
-      pyface::set_num_threads(saved);
-      throw;
-    }
-    pyface::set_num_threads(saved);
-    return hits;
-  }, py::arg("n"), py::arg("throw_at") = -1, py::arg("threads") = 4);
+        pyface::set_num_threads(saved);
+        return hits;
+      },
+      py::arg("n"), py::arg("throw_at") = -1, py::arg("threads") = 4);
 #if defined(__clang__)
   m.attr("compiler") = "clang " __VERSION__;
 #elif defined(__GNUC__)
@@ -110,12 +109,18 @@ PYBIND11_MODULE(PYFACE_MODULE_NAME, m) {
   m.def("cpu_isa_info", &cpu_isa_info);
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"));
   m.def("cpu_isa_probe", [] { return std::string(PYFACE_CPU_KERNEL(compiled_isa_path)()); });
-  pyface::bind_common(m);
-  pyface::bind_lpmc(m);
-  pyface::bind_landmark(m);
-  pyface::bind_selective_fit(m);
-  pyface::bind_cosine_dups(m);
-#ifdef PYFACE_CUDA_EMU
-  pyface::bind_emu(m);
+  // The kernels of each backend, as objects; the ops add their entry points.
+  py::class_<pyface::CpuKernels> cpu(m, "CpuKernels", py::module_local(),
+                                     "The CPU kernels (csrc/cpu/), on the instruction-set path chosen at import.");
+  cpu.def(py::init<>());
+#ifdef PYFACE_WITH_CUDA
+  py::class_<pyface::CudaKernels> cuda(m, "CudaKernels", py::module_local(),
+                                       "The CUDA kernels (csrc/cuda/), launched on a raw cudaStream_t.");
+  cuda.def(py::init([](uintptr_t stream) { return pyface::CudaKernels{reinterpret_cast<void*>(stream)}; }),
+           py::arg("stream"));
+  pyface::Bindings b{m, cpu, cuda};
+#else
+  pyface::Bindings b{m, cpu};
 #endif
+  pyface::run_bindings(b);
 }

@@ -11,9 +11,10 @@ from pyface.ops import _ext
 
 def test_extension_loads_and_reports_backends():
     assert isinstance(_ext._C.with_cuda, bool)
-    assert hasattr(_ext._C, "lpmc_fwd_chunk_cpu")
+    assert hasattr(_ext._C.CpuKernels, "lpmc_fwd_chunk")
+    assert hasattr(_ext._C, "CudaKernels") == _ext._C.with_cuda
     if _ext._C.with_cuda:
-        assert hasattr(_ext._C, "lpmc_fwd_chunk_cuda")
+        assert hasattr(_ext._C.CudaKernels, "lpmc_fwd_chunk")
 
 
 @pytest.mark.skipif(os.environ.get("PYFACE_TEST_INSTALLED") != "1", reason="only when testing an installed wheel")
@@ -25,7 +26,7 @@ def test_tests_run_against_installed_package_not_source_tree():
 @pytest.mark.skipif(os.environ.get("PYFACE_EXPECT_CUDA_BACKEND") != "1", reason="set by CI when nvcc is present")
 def test_wheel_built_with_cuda_backend_when_nvcc_present():
     assert _ext._C.with_cuda
-    assert hasattr(_ext._C, "lpmc_bwd_chunk_cuda")
+    assert hasattr(_ext._C.CudaKernels, "lpmc_bwd_chunk")
 
 
 @pytest.mark.skipif(os.environ.get("PYFACE_EXPECT_MANYLINUX") != "1", reason="set by CI after auditwheel repair")
@@ -51,5 +52,14 @@ def test_thread_count_follows_torch():
 
 
 def test_unsupported_device_is_rejected():
-    with pytest.raises(ValueError, match="cpu or cuda"):
-        _ext.call("row_inv_norm", torch.device("meta"))
+    # A device with no registered kernel runs the op's declared body: the error names the
+    # op and the device. (CPU tensors with the CPU kernel switched off stand in for a
+    # device that no backend serves.)
+    from pyface.ops.selective_fit import _selective_fit
+
+    args = (torch.zeros(1, 2, 3, 2), torch.zeros(1, 2, 3), torch.ones(1, 2, dtype=torch.bool), torch.ones(1),
+            0.05, 3, 2)
+    with _selective_fit.set_kernel_enabled("cpu", False):
+        with pytest.raises(ValueError, match=r"pyface::selective_fit has no kernel for cpu tensors.*cpu or cuda"):
+            torch.ops.pyface.selective_fit(*args)
+    assert torch.ops.pyface.selective_fit(*args)[2].shape == (1,)

@@ -102,8 +102,7 @@ def _dups(dtype, monkeypatch=None):
 
 def _rotation(dtype):
     pose = (torch.randn(37, 3, generator=_gen(5)) * 50).to(dtype)
-    R = torch.empty(37, 3, 3, dtype=dtype)
-    _ext.call("euler_to_matrix", pose.device, dtype == torch.float64, _ext.ptr(pose), 37, _ext.ptr(R))
+    R = torch.ops.pyface.euler_to_matrix(pose)  # the kernels' rotation (CPU / CUDA backend)
     return (R,)
 
 
@@ -193,7 +192,10 @@ def test_launcher_limits_raise_before_any_launch():
     with _ext.emulate_cuda(), pytest.raises(ValueError, match="too many samples or points"):
         _selfit(torch.float64, N=11300, B=1)
     with pytest.raises(ValueError, match="at most 65535 rows"):
-        _emu().dup_tile_cuda(0, 70000, 1, 0, 0, 0, 0, 0.5, False, 0, 0, 0, 0, 0)
+        emu = _emu()  # null pointers: the launcher must refuse before touching them
+        emu.CudaKernels(0).dup_tile(emu.DupTileArgs(buf=None, ta=70000, tb=1, i0=0, j0=0, inv_a=None, inv_b=None,
+                                                    threshold=0.5, self=False, pairs=None, sim=None, capacity=0,
+                                                    counter=None))
 
 
 # Mutation check: a broken warp reduction must break every op; barriers that vanish

@@ -71,9 +71,10 @@ case "$mode" in
       out=$(sanitizer_env && python - <<'PY' 2>&1
 import torch
 from pyface.ops import _ext
-x = torch.randn(9, 40)  # row_inv_norm_cuda told there are 10 rows: reads past the end
+emu = _ext.emu_module()
+x = torch.randn(9, 40)  # the CUDA row_inv_norm told there are 10 rows: reads past the end
 out = torch.empty(10)
-_ext.emu_module().row_inv_norm_cuda(x.data_ptr(), 10, 40, 0, 0.0, out.data_ptr(), 0)
+emu.CudaKernels(0).row_inv_norm(emu.RowInvNormArgs(x=x, n=10, d=40, dtype=0, eps=0.0, out=out))
 PY
 )
       if grep -q "heap-buffer-overflow" <<<"$out"; then echo "ok: reported"; else echo "NOT reported"; exit 1; fi

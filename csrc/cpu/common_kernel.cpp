@@ -29,12 +29,20 @@ void row_inv_norm_impl(const T* x, int64_t n, int64_t d, float eps, O* out) {
 }
 }  // namespace
 
-void row_inv_norm_cpu(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out) {
-  switch (static_cast<DType>(dtype)) {
-    case DType::Float32: row_inv_norm_impl(static_cast<const float*>(x), n, d, eps, static_cast<float*>(out)); break;
-    case DType::Float64: row_inv_norm_impl(static_cast<const double*>(x), n, d, eps, static_cast<double*>(out)); break;
-    case DType::Float16: row_inv_norm_impl(static_cast<const f16_t*>(x), n, d, eps, static_cast<float*>(out)); break;
-    case DType::BFloat16: row_inv_norm_impl(static_cast<const bf16_t*>(x), n, d, eps, static_cast<float*>(out)); break;
+void row_inv_norm_cpu(const RowInvNormArgs& a) {
+  switch (static_cast<DType>(a.dtype)) {
+    case DType::Float32:
+      row_inv_norm_impl(static_cast<const float*>(a.x), a.n, a.d, a.eps, static_cast<float*>(a.out));
+      break;
+    case DType::Float64:
+      row_inv_norm_impl(static_cast<const double*>(a.x), a.n, a.d, a.eps, static_cast<double*>(a.out));
+      break;
+    case DType::Float16:
+      row_inv_norm_impl(static_cast<const f16_t*>(a.x), a.n, a.d, a.eps, static_cast<float*>(a.out));
+      break;
+    case DType::BFloat16:
+      row_inv_norm_impl(static_cast<const bf16_t*>(a.x), a.n, a.d, a.eps, static_cast<float*>(a.out));
+      break;
   }
 }
 

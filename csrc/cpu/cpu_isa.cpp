@@ -14,8 +14,8 @@ constexpr int bit(CpuIsa isa) { return 1 << static_cast<int>(isa); }
 #define PYFACE_X86_FEATURES 1
 // __builtin_cpu_supports needs literal names; "x86-64-v3"/"-v4" include the OS
 // support for the AVX / AVX-512 register state (XGETBV).
-const char* const kFeatures[] = {"sse4.2", "avx", "avx2", "fma", "bmi", "bmi2", "f16c", "avx512f",
-                                 "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx512vnni", "avx512bf16"};
+const char* const kFeatures[] = {"sse4.2",  "avx",      "avx2",     "fma",      "bmi",      "bmi2",       "f16c",
+                                 "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx512vnni", "avx512bf16"};
 bool has(int i) {
   switch (i) {
     case 0: return __builtin_cpu_supports("sse4.2");
@@ -79,7 +79,8 @@ void set_cpu_isa(CpuIsa isa) {
   const int b = static_cast<int>(isa);
   if (b < 0 || b > 2) throw std::invalid_argument("unknown CPU path " + std::to_string(b));
   if (!(cpu_isa_compiled() & bit(isa))) throw std::invalid_argument("this build has no such CPU path");
-  if (!(cpu_isa_supported() & bit(isa))) throw std::invalid_argument("this CPU lacks the instructions of that CPU path");
+  if (!(cpu_isa_supported() & bit(isa)))
+    throw std::invalid_argument("this CPU lacks the instructions of that CPU path");
   detail::g_cpu_isa.store(b, std::memory_order_relaxed);
 }
 

@@ -16,14 +16,16 @@ using landmark::kPoints;
 
 struct Log1p {
   template <typename T>
-  T operator()(T x) const { return vlog1pf(x); }
+  T operator()(T x) const {
+    return vlog1pf(x);
+  }
 };
 
 // Wing and squared-error sums over one sample's 136 coordinates; fin_p / fin_t stay 0
 // unless pred / target hold a non-finite value (x - x is nan for inf and nan).
 template <typename T>
-void row_sums(const T* __restrict p, const T* __restrict t, T w, T inv_eps, T C, T* wing_sum,
-                                T* sq_sum, T* fin_p, T* fin_t) {
+void row_sums(const T* __restrict p, const T* __restrict t, T w, T inv_eps, T C, T* wing_sum, T* sq_sum, T* fin_p,
+              T* fin_t) {
   T sw = 0, sm = 0, fp = 0, ft = 0;
 #pragma omp simd reduction(+ : sw, sm, fp, ft)
   for (int j = 0; j < kCoords; ++j) {
@@ -82,8 +84,7 @@ T dynamic_lambda(const T* pred, const T* pose, const T* shape) {
 }
 
 template <typename T>
-void row_grad(const T* __restrict p, const T* __restrict t, T* __restrict g, T scale, T w, T eps,
-                                T lam) {
+void row_grad(const T* __restrict p, const T* __restrict t, T* __restrict g, T scale, T w, T eps, T lam) {
 #pragma omp simd
   for (int j = 0; j < kCoords; ++j) g[j] = scale * landmark::coord_grad<T>(p[j] - t[j], w, eps, lam);
 }
@@ -130,7 +131,8 @@ void landmark_bwd_cpu(const LandmarkArgs<T>& a, const T* lam, const T* grad_rows
 
 template <typename T>
 void euler_to_matrix_cpu(const T* pose, int64_t n, T* R) {
-  for (int64_t i = 0; i < n; ++i) geometry::euler_to_matrix<T>(pose[3 * i], pose[3 * i + 1], pose[3 * i + 2], R + 9 * i);
+  for (int64_t i = 0; i < n; ++i)
+    geometry::euler_to_matrix<T>(pose[3 * i], pose[3 * i + 1], pose[3 * i + 2], R + 9 * i);
 }
 
 template void landmark_fwd_cpu<float>(const LandmarkArgs<float>&, float*, float*, int32_t*);

@@ -13,8 +13,7 @@ namespace {
 
 // Scales a row of raw products to logits in place; returns (max, sum exp(v - max)).
 template <typename T>
-void fwd_row(T* __restrict row, const T* __restrict iw, int64_t n, T sx, int64_t y, T target,
-                               T* out_max, T* out_sum) {
+void fwd_row(T* __restrict row, const T* __restrict iw, int64_t n, T sx, int64_t y, T target, T* out_max, T* out_sum) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) row[j] = sx * row[j] * iw[j];
   if (y >= 0 && y < n) row[y] = target;
@@ -31,8 +30,8 @@ void fwd_row(T* __restrict row, const T* __restrict iw, int64_t n, T sx, int64_t
 // Turns a row segment of raw products into H = G * sc in place; returns sum G*cos
 // and adds G*cos into colsum.
 template <typename T>
-T bwd_row(T* __restrict row, const T* __restrict iw, T* __restrict colsum, int64_t len, T ix,
-                            T g, T s, T l, int64_t y, T gt) {
+T bwd_row(T* __restrict row, const T* __restrict iw, T* __restrict colsum, int64_t len, T ix, T g, T s, T l, int64_t y,
+          T gt) {
   T rsum = 0;
 #pragma omp simd reduction(+ : rsum)
   for (int64_t j = 0; j < len; ++j) {

@@ -27,19 +27,19 @@ template <typename T, typename O = float>
 void launch(const void* x, int64_t n, int64_t d, float eps, void* out, cudaStream_t st) {
   if (n == 0) return;
   constexpr int kThreads = 256;
-  row_inv_norm_kernel<T, O><<<ceil_div(n, kThreads / 32), kThreads, 0, st>>>(static_cast<const T*>(x), n, d, eps,
-                                                                               static_cast<O*>(out));
+  row_inv_norm_kernel<T, O>
+      <<<ceil_div(n, kThreads / 32), kThreads, 0, st>>>(static_cast<const T*>(x), n, d, eps, static_cast<O*>(out));
   PYFACE_CUDA_CHECK_LAUNCH("row_inv_norm");
 }
 }  // namespace
 
-void row_inv_norm_cuda(const void* x, int64_t n, int64_t d, int dtype, float eps, void* out, void* stream) {
+void row_inv_norm_cuda(const RowInvNormArgs& a, void* stream) {
   cudaStream_t st = as_stream(stream);
-  switch (static_cast<DType>(dtype)) {
-    case DType::Float32: launch<float>(x, n, d, eps, out, st); break;
-    case DType::Float64: launch<double, double>(x, n, d, eps, out, st); break;
-    case DType::Float16: launch<__half>(x, n, d, eps, out, st); break;
-    case DType::BFloat16: launch<__nv_bfloat16>(x, n, d, eps, out, st); break;
+  switch (static_cast<DType>(a.dtype)) {
+    case DType::Float32: launch<float>(a.x, a.n, a.d, a.eps, a.out, st); break;
+    case DType::Float64: launch<double, double>(a.x, a.n, a.d, a.eps, a.out, st); break;
+    case DType::Float16: launch<__half>(a.x, a.n, a.d, a.eps, a.out, st); break;
+    case DType::BFloat16: launch<__nv_bfloat16>(a.x, a.n, a.d, a.eps, a.out, st); break;
   }
 }
 

@@ -16,7 +16,9 @@ constexpr int kBwdThreads = 256;
 
 struct DeviceLog1p {
   template <typename T>
-  __device__ T operator()(T x) const { return log1p(x); }
+  __device__ T operator()(T x) const {
+    return log1p(x);
+  }
 };
 
 // One warp per sample: Wing/MSE sums over the 136 coordinates, then (dynamic) the
@@ -130,8 +132,8 @@ __global__ void euler_to_matrix_kernel(const T* pose, int64_t n, T* R) {
 template <typename T>
 void landmark_fwd_cuda(const LandmarkArgs<T>& a, T* rows, T* lam, int32_t* flags, void* stream) {
   if (a.B == 0) return;
-  landmark_fwd_kernel<T><<<ceil_div(a.B, kWarpsPerBlock), 32 * kWarpsPerBlock, 0, as_stream(stream)>>>(a, rows, lam,
-                                                                                                      flags);
+  landmark_fwd_kernel<T>
+      <<<ceil_div(a.B, kWarpsPerBlock), 32 * kWarpsPerBlock, 0, as_stream(stream)>>>(a, rows, lam, flags);
   PYFACE_CUDA_CHECK_LAUNCH("landmark_fwd");
 }
 

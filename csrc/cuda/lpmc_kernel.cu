@@ -23,13 +23,23 @@ __device__ __forceinline__ void online_add(T& m, T& l, T v) {
 template <typename T>
 __device__ __forceinline__ void pair_merge(T& m, T& l, T om, T ol) {
   if (ol == T(0)) return;
-  if (l == T(0)) { m = om; l = ol; return; }
-  if (om > m) { l = l * exp(m - om) + ol; m = om; }
-  else { l += ol * exp(om - m); }
+  if (l == T(0)) {
+    m = om;
+    l = ol;
+    return;
+  }
+  if (om > m) {
+    l = l * exp(m - om) + ol;
+    m = om;
+  } else {
+    l += ol * exp(om - m);
+  }
 }
 
 template <typename T>
-__device__ __forceinline__ T shfl_xor(T v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
+__device__ __forceinline__ T shfl_xor(T v, int o) {
+  return __shfl_xor_sync(0xffffffffu, v, o);
+}
 
 // One block per row: online (max, sum) per thread, then a block merge.
 template <typename T>
@@ -60,7 +70,10 @@ __global__ void lpmc_fwd_kernel(LpmcArgs<T> a, T* run_max, T* run_sum, T* tgt) {
   }
   __shared__ T sm[kFwdThreads / 32], sl[kFwdThreads / 32];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) { sm[warp] = m; sl[warp] = l; }
+  if (lane == 0) {
+    sm[warp] = m;
+    sl[warp] = l;
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
     T bm = sm[0], bl = sl[0];

@@ -14,9 +14,13 @@ constexpr int kWarpsPerBlock = 4;
 template <typename T>
 __device__ __forceinline__ T quiet_nan();
 template <>
-__device__ __forceinline__ float quiet_nan<float>() { return __int_as_float(0x7fc00000); }
+__device__ __forceinline__ float quiet_nan<float>() {
+  return __int_as_float(0x7fc00000);
+}
 template <>
-__device__ __forceinline__ double quiet_nan<double>() { return __longlong_as_double(0x7ff8000000000000LL); }
+__device__ __forceinline__ double quiet_nan<double>() {
+  return __longlong_as_double(0x7ff8000000000000LL);
+}
 
 // Writes the mean of S (in_s[s] != 0) into mean [2P] (shared); returns |S|.
 template <typename T>
@@ -33,7 +37,8 @@ __device__ void warp_mean(const T* x, const uint8_t* in_s, int64_t N, int64_t P2
 template <typename T>
 __device__ T warp_sample_dist(const T* row, const T* mean, int64_t P, T fs, int lane) {
   T acc = 0;
-  for (int64_t p = lane; p < P; p += 32) acc += selfit::point_dist(row[2 * p], row[2 * p + 1], mean[2 * p], mean[2 * p + 1]);
+  for (int64_t p = lane; p < P; p += 32)
+    acc += selfit::point_dist(row[2 * p], row[2 * p + 1], mean[2 * p], mean[2 * p + 1]);
   return selfit::sample_dist(warp_sum(acc), P, fs);
 }
 
@@ -117,8 +122,9 @@ void selective_fit_cuda(const SelFitArgs<T>& a, void* stream) {
   const int64_t per_warp = ((2 * a.P * static_cast<int64_t>(sizeof(T)) + a.N) + 15) / 16 * 16;
   const int64_t smem = per_warp * kWarpsPerBlock;
   if (smem > 48 * 1024) throw std::invalid_argument("selective_fit: too many samples or points for the CUDA kernel");
-  selective_fit_kernel<T><<<ceil_div(a.B, kWarpsPerBlock), kWarpsPerBlock * 32, static_cast<size_t>(smem),
-                            as_stream(stream)>>>(a, per_warp);
+  selective_fit_kernel<T>
+      <<<ceil_div(a.B, kWarpsPerBlock), kWarpsPerBlock * 32, static_cast<size_t>(smem), as_stream(stream)>>>(a,
+                                                                                                             per_warp);
   PYFACE_CUDA_CHECK_LAUNCH("selective_fit");
 }
 

@@ -131,8 +131,8 @@ struct Warp {
   std::vector<Group> pending;
 };
 const char* op_name(Op o) {
-  static const char* n[] = {"__shfl_sync", "__shfl_xor_sync", "__shfl_down_sync", "__shfl_up_sync",
-                            "__ballot_sync", "__all_sync", "__any_sync", "__syncwarp"};
+  static const char* n[] = {"__shfl_sync",   "__shfl_xor_sync", "__shfl_down_sync", "__shfl_up_sync",
+                            "__ballot_sync", "__all_sync",      "__any_sync",       "__syncwarp"};
   return n[o];
 }
 struct Block {
@@ -191,9 +191,18 @@ uint64_t shfl_value(const Group& g, int lane, int fault) {
   if (fault == kFaultShuffle && (g.op == kShflXor || g.op == kShflDown) && a == 16) return g.val[lane];
   switch (g.op) {
     case kShflIdx: j = base + (a & (w - 1)); break;
-    case kShflXor: j = lane ^ a; if (j > maxl) j = lane; break;
-    case kShflDown: j = lane + a; if (j > maxl) j = lane; break;
-    case kShflUp: j = lane - a; if (j < base) j = lane; break;
+    case kShflXor:
+      j = lane ^ a;
+      if (j > maxl) j = lane;
+      break;
+    case kShflDown:
+      j = lane + a;
+      if (j > maxl) j = lane;
+      break;
+    case kShflUp:
+      j = lane - a;
+      if (j < base) j = lane;
+      break;
     default: break;
   }
   if (j < 0 || j > 31 || !(g.arrived >> j & 1u)) return ~0ull;  // source lane did not take part: undefined on a GPU
@@ -238,14 +247,14 @@ void fiber_entry() {
   S->body(S->arg);
   fiber_exit(f);
   PYEMU_START_SWITCH(nullptr, S->sched_bottom, S->sched_size);  // this fiber ends
-  context_switch(f->ctx, S->sched);                              // never resumed
+  context_switch(f->ctx, S->sched);                             // never resumed
   std::abort();
 }
 
 std::string describe_deadlock() {
   std::string m = "deadlock in block (" + std::to_string(t_blockIdx.x) + "," + std::to_string(t_blockIdx.y) + "," +
-                  std::to_string(t_blockIdx.z) + "): " + std::to_string(S->arrived) + " of " +
-                  std::to_string(S->live) + " live threads wait at __syncthreads";
+                  std::to_string(t_blockIdx.z) + "): " + std::to_string(S->arrived) + " of " + std::to_string(S->live) +
+                  " live threads wait at __syncthreads";
   for (size_t wi = 0; wi < S->warps.size(); ++wi)
     for (auto& g : S->warps[wi].pending) {
       char b[200];
@@ -307,7 +316,10 @@ void run_block(dim3 block, std::mt19937_64* rng) {
     for (int w : prio) {
       for (int k = 32 * w; k < std::min(n, 32 * w + 32) && S->error.empty(); ++k) {
         Fiber& f = S->fibers[order[k]];
-        if (f.st == St::Ready) { run(f); progress = true; }
+        if (f.st == St::Ready) {
+          run(f);
+          progress = true;
+        }
         all_done &= f.st == St::Done;
       }
       if (seeded && progress) break;  // restart from the highest-priority warp
@@ -360,12 +372,17 @@ uint64_t warp_collective(Op op, unsigned mask, uint64_t bits, int arg, int width
   const unsigned bit = 1u << f->lane;
   if (!(mask & bit)) fail("%s: the calling lane %d is not in mask %08x", op_name(op), f->lane, mask);
   if (mask & ~w.exists) fail("%s: mask %08x names lanes beyond the block (%08x exist)", op_name(op), mask, w.exists);
-  if (width < 1 || width > 32 || (width & (width - 1))) fail("%s: width %d is not a power of two <= 32", op_name(op), width);
+  if (width < 1 || width > 32 || (width & (width - 1)))
+    fail("%s: width %d is not a power of two <= 32", op_name(op), width);
   size_t gi = w.pending.size();
   for (size_t i = 0; i < w.pending.size(); ++i) {
     Group& g = w.pending[i];
-    if (g.mask == mask) { gi = i; break; }
-    if (g.mask & mask) fail("%s(mask %08x) meets %s(mask %08x) in the same warp", op_name(op), mask, op_name(g.op), g.mask);
+    if (g.mask == mask) {
+      gi = i;
+      break;
+    }
+    if (g.mask & mask)
+      fail("%s(mask %08x) meets %s(mask %08x) in the same warp", op_name(op), mask, op_name(g.op), g.mask);
   }
   if (gi == w.pending.size()) {
     w.pending.emplace_back();
@@ -440,7 +457,8 @@ cudaError_t launch_raw(const char* name, const char* sig, dim3 grid, dim3 block,
   // One generator per launch: a launch's schedule depends only on the seed and
   // the launch's own configuration, not on what ran before it.
   std::unique_ptr<std::mt19937_64> rng;
-  if (seed >= 0) rng.reset(new std::mt19937_64(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull + grid.x * 31u + block.x));
+  if (seed >= 0)
+    rng.reset(new std::mt19937_64(static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ull + grid.x * 31u + block.x));
   unsigned long long blocks = 0;
   for (unsigned z = 0; z < grid.z && blk.error.empty(); ++z)
     for (unsigned y = 0; y < grid.y && blk.error.empty(); ++y)
@@ -491,7 +509,11 @@ std::vector<std::tuple<std::string, std::string, LaunchStat>> launch_stats(bool 
 
 // The runtime API subset (host memory stands in for device memory).
 extern "C" {
-cudaError_t cudaGetLastError(void) { cudaError_t e = pyemu::g_last; pyemu::g_last = cudaSuccess; return e; }
+cudaError_t cudaGetLastError(void) {
+  cudaError_t e = pyemu::g_last;
+  pyemu::g_last = cudaSuccess;
+  return e;
+}
 cudaError_t cudaPeekAtLastError(void) { return pyemu::g_last; }
 const char* cudaGetErrorString(cudaError_t e) {
   switch (e) {
@@ -504,11 +526,29 @@ const char* cudaGetErrorString(cudaError_t e) {
 }
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaMalloc(void** p, size_t n) { *p = std::aligned_alloc(256, (n + 255) / 256 * 256); return *p ? cudaSuccess : cudaErrorMemoryAllocation; }
-cudaError_t cudaFree(void* p) { std::free(p); return cudaSuccess; }
-cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) { std::memmove(d, s, n); return cudaSuccess; }
-cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) { std::memmove(d, s, n); return cudaSuccess; }
-cudaError_t cudaMemset(void* d, int v, size_t n) { std::memset(d, v, n); return cudaSuccess; }
-cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) { std::memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMalloc(void** p, size_t n) {
+  *p = std::aligned_alloc(256, (n + 255) / 256 * 256);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* d, const void* s, size_t n, cudaMemcpyKind) {
+  std::memmove(d, s, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t n, cudaMemcpyKind, cudaStream_t) {
+  std::memmove(d, s, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void* d, int v, size_t n) {
+  std::memset(d, v, n);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* d, int v, size_t n, cudaStream_t) {
+  std::memset(d, v, n);
+  return cudaSuccess;
+}
 }
 extern "C" void pyemu_sync() {}

@@ -1,24 +1,31 @@
+// Bindings of the kernels shared by several ops (csrc/ops/common.h).
 #include "ops/common.h"
 
-#include <pybind11/pybind11.h>
-
-#include "ops/bind.h"
-#include "ops/ptr.h"
-
-namespace py = pybind11;
+#include "ops/binding.h"
 
 namespace pyface {
 
-void bind_common(py::module_& m) {
-  m.def("row_inv_norm_cpu", [](uintptr_t x, int64_t n, int64_t d, int dtype, float eps, uintptr_t out) {
-    py::gil_scoped_release nogil;
-    PYFACE_CPU_KERNEL(row_inv_norm_cpu)(ptr<const void>(x), n, d, dtype, eps, ptr<void>(out));
+PYFACE_BINDINGS(common, b) {
+  b.structure<RowInvNormArgs>("RowInvNormArgs", [](auto& s) {
+    using S = RowInvNormArgs;
+    s.field("x", &S::x).field("n", &S::n).field("d", &S::d).field("dtype", &S::dtype).field("eps", &S::eps);
+    s.field("out", &S::out);
   });
+  b.cpu.def(
+      "row_inv_norm",
+      [](const CpuKernels&, const RowInvNormArgs& a) {
+        py::gil_scoped_release nogil;
+        PYFACE_CPU_KERNEL(row_inv_norm_cpu)(a);
+      },
+      py::arg("args"));
 #ifdef PYFACE_WITH_CUDA
-  m.def("row_inv_norm_cuda", [](uintptr_t x, int64_t n, int64_t d, int dtype, float eps, uintptr_t out, uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    row_inv_norm_cuda(ptr<const void>(x), n, d, dtype, eps, ptr<void>(out), stream_ptr(stream));
-  });
+  b.cuda.def(
+      "row_inv_norm",
+      [](const CudaKernels& k, const RowInvNormArgs& a) {
+        py::gil_scoped_release nogil;
+        row_inv_norm_cuda(a, k.stream);
+      },
+      py::arg("args"));
 #endif
 }
 

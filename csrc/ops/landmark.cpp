@@ -1,78 +1,90 @@
+// Bindings of the landmark loss kernels (csrc/ops/landmark.h). Tensors are float32,
+// or float64 (LandmarkArgs[torch.float64]); flags is int32 [1].
 #include "ops/landmark.h"
 
-#include <pybind11/pybind11.h>
-
-#include "ops/bind.h"
-#include "ops/ptr.h"
-
-namespace py = pybind11;
+#include "ops/binding.h"
 
 namespace pyface {
 
-namespace {
-template <typename T>
-LandmarkArgs<T> make_args(uintptr_t pred, uintptr_t target, uintptr_t pose, uintptr_t shape, int64_t B, double w,
-                          double eps, double lambda, bool dynamic) {
-  return LandmarkArgs<T>{ptr<const T>(pred), ptr<const T>(target), ptr<const T>(pose), ptr<const T>(shape), B,
-                         static_cast<T>(w), static_cast<T>(eps), static_cast<T>(lambda), dynamic};
-}
-}  // namespace
-
-// Tensors are float32, or float64 when f64 is set; flags is int32 [1].
-void bind_landmark(py::module_& m) {
-  m.def("landmark_fwd_cpu", [](bool f64, uintptr_t pred, uintptr_t target, uintptr_t pose, uintptr_t shape,
-                               int64_t B, double w, double eps, double lambda, bool dynamic, uintptr_t rows,
-                               uintptr_t lam, uintptr_t flags) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      PYFACE_CPU_KERNEL(landmark_fwd_cpu<T>)(make_args<T>(pred, target, pose, shape, B, w, eps, lambda, dynamic), ptr<T>(rows),
-                          ptr<T>(lam), ptr<int32_t>(flags));
-    };
-    f64 ? run(double()) : run(float());
+PYFACE_BINDINGS(landmark, b) {
+  b.structs<LandmarkArgs, float, double>("LandmarkArgs", [](auto& s) {
+    using S = typename std::decay_t<decltype(s)>::Struct;
+    s.field("pred", &S::pred).field("target", &S::target).field("pose", &S::pose).field("shape", &S::shape);
+    s.field("B", &S::B).field("w", &S::w).field("eps", &S::eps).field("lambda_", &S::lambda);
+    s.field("dynamic", &S::dynamic);
   });
-  m.def("landmark_bwd_cpu", [](bool f64, uintptr_t pred, uintptr_t target, int64_t B, double w, double eps,
-                               uintptr_t lam, uintptr_t grad_rows, uintptr_t dpred) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      PYFACE_CPU_KERNEL(landmark_bwd_cpu<T>)(make_args<T>(pred, target, 0, 0, B, w, eps, 0.0, false), ptr<const T>(lam),
-                          ptr<const T>(grad_rows), ptr<T>(dpred));
-    };
-    f64 ? run(double()) : run(float());
-  });
-  m.def("euler_to_matrix_cpu", [](bool f64, uintptr_t pose, int64_t n, uintptr_t R) {
-    py::gil_scoped_release nogil;
-    f64 ? PYFACE_CPU_KERNEL(euler_to_matrix_cpu<double>)(ptr<const double>(pose), n, ptr<double>(R))
-        : PYFACE_CPU_KERNEL(euler_to_matrix_cpu<float>)(ptr<const float>(pose), n, ptr<float>(R));
-  });
+  for_each_type<float, double>([&](auto zero) {
+    using T = decltype(zero);
+    b.cpu.def(
+        "landmark_fwd",
+        [](const CpuKernels&, const LandmarkArgs<T>& a, py::handle rows, py::handle lam, py::handle flags) {
+          T* r = tensor_ptr<T>(rows, "rows");
+          T* l = tensor_ptr<T>(lam, "lam");
+          int32_t* f = tensor_ptr<int32_t>(flags, "flags");
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(landmark_fwd_cpu<T>)(a, r, l, f);
+        },
+        py::arg("args"), py::arg("rows"), py::arg("lam"), py::arg("flags"));
+    b.cpu.def(
+        "landmark_bwd",
+        [](const CpuKernels&, const LandmarkArgs<T>& a, py::handle lam, py::handle grad_rows, py::handle dpred) {
+          const T* l = tensor_ptr<const T>(lam, "lam");
+          const T* g = tensor_ptr<const T>(grad_rows, "grad_rows");
+          T* d = tensor_ptr<T>(dpred, "dpred");
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(landmark_bwd_cpu<T>)(a, l, g, d);
+        },
+        py::arg("args"), py::arg("lam"), py::arg("grad_rows"), py::arg("dpred"));
 #ifdef PYFACE_WITH_CUDA
-  m.def("landmark_fwd_cuda", [](bool f64, uintptr_t pred, uintptr_t target, uintptr_t pose, uintptr_t shape,
-                                int64_t B, double w, double eps, double lambda, bool dynamic, uintptr_t rows,
-                                uintptr_t lam, uintptr_t flags, uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      landmark_fwd_cuda<T>(make_args<T>(pred, target, pose, shape, B, w, eps, lambda, dynamic), ptr<T>(rows),
-                           ptr<T>(lam), ptr<int32_t>(flags), stream_ptr(stream));
-    };
-    f64 ? run(double()) : run(float());
+    b.cuda.def(
+        "landmark_fwd",
+        [](const CudaKernels& k, const LandmarkArgs<T>& a, py::handle rows, py::handle lam, py::handle flags) {
+          T* r = tensor_ptr<T>(rows, "rows");
+          T* l = tensor_ptr<T>(lam, "lam");
+          int32_t* f = tensor_ptr<int32_t>(flags, "flags");
+          py::gil_scoped_release nogil;
+          landmark_fwd_cuda<T>(a, r, l, f, k.stream);
+        },
+        py::arg("args"), py::arg("rows"), py::arg("lam"), py::arg("flags"));
+    b.cuda.def(
+        "landmark_bwd",
+        [](const CudaKernels& k, const LandmarkArgs<T>& a, py::handle lam, py::handle grad_rows, py::handle dpred) {
+          const T* l = tensor_ptr<const T>(lam, "lam");
+          const T* g = tensor_ptr<const T>(grad_rows, "grad_rows");
+          T* d = tensor_ptr<T>(dpred, "dpred");
+          py::gil_scoped_release nogil;
+          landmark_bwd_cuda<T>(a, l, g, d, k.stream);
+        },
+        py::arg("args"), py::arg("lam"), py::arg("grad_rows"), py::arg("dpred"));
+#endif
   });
-  m.def("landmark_bwd_cuda", [](bool f64, uintptr_t pred, uintptr_t target, int64_t B, double w, double eps,
-                                uintptr_t lam, uintptr_t grad_rows, uintptr_t dpred, uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      landmark_bwd_cuda<T>(make_args<T>(pred, target, 0, 0, B, w, eps, 0.0, false), ptr<const T>(lam),
-                           ptr<const T>(grad_rows), ptr<T>(dpred), stream_ptr(stream));
-    };
-    f64 ? run(double()) : run(float());
-  });
-  m.def("euler_to_matrix_cuda", [](bool f64, uintptr_t pose, int64_t n, uintptr_t R, uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    f64 ? euler_to_matrix_cuda<double>(ptr<const double>(pose), n, ptr<double>(R), stream_ptr(stream))
-        : euler_to_matrix_cuda<float>(ptr<const float>(pose), n, ptr<float>(R), stream_ptr(stream));
-  });
+  // R [n, 3, 3] from pose [n, 3], float32 or float64: lets the tests cross-check
+  // pyface.geometry against the kernels' rotation.
+  b.cpu.def(
+      "euler_to_matrix",
+      [](const CpuKernels&, py::handle pose, int64_t n, py::handle R) {
+        by_float_dtype(pose, "pose", [&](auto zero) {
+          using T = decltype(zero);
+          const T* p = tensor_ptr<const T>(pose, "pose");
+          T* r = tensor_ptr<T>(R, "R");
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(euler_to_matrix_cpu<T>)(p, n, r);
+        });
+      },
+      py::arg("pose"), py::arg("n"), py::arg("R"));
+#ifdef PYFACE_WITH_CUDA
+  b.cuda.def(
+      "euler_to_matrix",
+      [](const CudaKernels& k, py::handle pose, int64_t n, py::handle R) {
+        by_float_dtype(pose, "pose", [&](auto zero) {
+          using T = decltype(zero);
+          const T* p = tensor_ptr<const T>(pose, "pose");
+          T* r = tensor_ptr<T>(R, "R");
+          py::gil_scoped_release nogil;
+          euler_to_matrix_cuda<T>(p, n, r, k.stream);
+        });
+      },
+      py::arg("pose"), py::arg("n"), py::arg("R"));
 #endif
 }
 

@@ -16,8 +16,8 @@ struct LandmarkArgs {
   const T* pose;    // [B, 3] (yaw, pitch, roll) degrees
   const T* shape;   // [68, 3] mean 3D face, image axes
   int64_t B;
-  T w, eps;         // Wing width and curvature
-  T lambda;         // fixed weight when !dynamic
+  T w, eps;  // Wing width and curvature
+  T lambda;  // fixed weight when !dynamic
   bool dynamic;
 };
 

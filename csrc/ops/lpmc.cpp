@@ -1,75 +1,70 @@
+// Bindings of the LPMC chunk epilogues (csrc/ops/lpmc.h). Buffers are float32, or
+// float64 for float64 inputs (LpmcArgs[torch.float64]).
 #include "ops/lpmc.h"
 
-#include <pybind11/pybind11.h>
-
-#include "ops/bind.h"
-#include "ops/ptr.h"
-
-namespace py = pybind11;
+#include "ops/binding.h"
 
 namespace pyface {
 
-namespace {
-template <typename T>
-LpmcArgs<T> make_args(uintptr_t buf, int64_t B, int64_t n, int64_t c0, uintptr_t inx, uintptr_t inw,
-                      uintptr_t labels, uintptr_t margins, double scale, bool arc, int64_t ignore_index) {
-  return LpmcArgs<T>{ptr<T>(buf), B, n, c0, ptr<const T>(inx), ptr<const T>(inw),
-                     ptr<const int64_t>(labels), ptr<const T>(margins), static_cast<T>(scale), arc, ignore_index};
-}
-}  // namespace
-
-// Buffers are float32, or float64 when f64 is set (float64 inputs, e.g. gradcheck).
-void bind_lpmc(py::module_& m) {
-  m.def("lpmc_fwd_chunk_cpu", [](bool f64, uintptr_t buf, int64_t B, int64_t n, int64_t c0, uintptr_t inx,
-                                 uintptr_t inw, uintptr_t labels, uintptr_t margins, double scale, bool arc,
-                                 int64_t ignore_index, uintptr_t run_max, uintptr_t run_sum, uintptr_t tgt) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      PYFACE_CPU_KERNEL(lpmc_fwd_chunk_cpu<T>)(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
-                            ptr<T>(run_max), ptr<T>(run_sum), ptr<T>(tgt));
-    };
-    f64 ? run(double()) : run(float());
+PYFACE_BINDINGS(lpmc, b) {
+  b.structs<LpmcArgs, float, double>("LpmcArgs", [](auto& s) {
+    using S = typename std::decay_t<decltype(s)>::Struct;
+    s.field("buf", &S::buf).field("B", &S::B).field("n", &S::n).field("c0", &S::c0);
+    s.field("inv_norm_x", &S::inv_norm_x).field("inv_norm_w", &S::inv_norm_w).field("labels", &S::labels);
+    s.field("margins", &S::margins).field("scale", &S::scale).field("arc", &S::arc);
+    s.field("ignore_index", &S::ignore_index);
   });
-  m.def("lpmc_bwd_chunk_cpu", [](bool f64, uintptr_t buf, int64_t B, int64_t n, int64_t c0, uintptr_t inx,
-                                 uintptr_t inw, uintptr_t labels, uintptr_t margins, double scale, bool arc,
-                                 int64_t ignore_index, uintptr_t lse, uintptr_t grad_rows, uintptr_t rx,
-                                 uintptr_t rw) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      PYFACE_CPU_KERNEL(lpmc_bwd_chunk_cpu<T>)(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
-                            ptr<const T>(lse), ptr<const T>(grad_rows), ptr<T>(rx), ptr<T>(rw));
-    };
-    f64 ? run(double()) : run(float());
-  });
+  for_each_type<float, double>([&](auto zero) {
+    using T = decltype(zero);
+    b.cpu.def(
+        "lpmc_fwd_chunk",
+        [](const CpuKernels&, const LpmcArgs<T>& a, py::handle run_max, py::handle run_sum, py::handle tgt) {
+          T* mx = tensor_ptr<T>(run_max, "run_max");
+          T* sm = tensor_ptr<T>(run_sum, "run_sum");
+          T* tg = tensor_ptr<T>(tgt, "tgt");
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(lpmc_fwd_chunk_cpu<T>)(a, mx, sm, tg);
+        },
+        py::arg("args"), py::arg("run_max"), py::arg("run_sum"), py::arg("tgt"));
+    b.cpu.def(
+        "lpmc_bwd_chunk",
+        [](const CpuKernels&, const LpmcArgs<T>& a, py::handle lse, py::handle grad_rows, py::handle rx,
+           py::handle rw) {
+          const T* ls = tensor_ptr<const T>(lse, "lse");
+          const T* g = tensor_ptr<const T>(grad_rows, "grad_rows");
+          T* x = tensor_ptr<T>(rx, "rx");
+          T* w = tensor_ptr<T>(rw, "rw");
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(lpmc_bwd_chunk_cpu<T>)(a, ls, g, x, w);
+        },
+        py::arg("args"), py::arg("lse"), py::arg("grad_rows"), py::arg("rx"), py::arg("rw"));
 #ifdef PYFACE_WITH_CUDA
-  m.def("lpmc_fwd_chunk_cuda", [](bool f64, uintptr_t buf, int64_t B, int64_t n, int64_t c0, uintptr_t inx,
-                                  uintptr_t inw, uintptr_t labels, uintptr_t margins, double scale, bool arc,
-                                  int64_t ignore_index, uintptr_t run_max, uintptr_t run_sum, uintptr_t tgt,
-                                  uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      lpmc_fwd_chunk_cuda<T>(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
-                             ptr<T>(run_max), ptr<T>(run_sum), ptr<T>(tgt), stream_ptr(stream));
-    };
-    f64 ? run(double()) : run(float());
-  });
-  m.def("lpmc_bwd_chunk_cuda", [](bool f64, uintptr_t buf, int64_t B, int64_t n, int64_t c0, uintptr_t inx,
-                                  uintptr_t inw, uintptr_t labels, uintptr_t margins, double scale, bool arc,
-                                  int64_t ignore_index, uintptr_t lse, uintptr_t grad_rows, uintptr_t rx,
-                                  uintptr_t rw, uintptr_t scratch, uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      lpmc_bwd_chunk_cuda<T>(make_args<T>(buf, B, n, c0, inx, inw, labels, margins, scale, arc, ignore_index),
-                             ptr<const T>(lse), ptr<const T>(grad_rows), ptr<T>(rx), ptr<T>(rw), ptr<T>(scratch),
-                             stream_ptr(stream));
-    };
-    f64 ? run(double()) : run(float());
-  });
+    b.cuda.def(
+        "lpmc_fwd_chunk",
+        [](const CudaKernels& k, const LpmcArgs<T>& a, py::handle run_max, py::handle run_sum, py::handle tgt) {
+          T* mx = tensor_ptr<T>(run_max, "run_max");
+          T* sm = tensor_ptr<T>(run_sum, "run_sum");
+          T* tg = tensor_ptr<T>(tgt, "tgt");
+          py::gil_scoped_release nogil;
+          lpmc_fwd_chunk_cuda<T>(a, mx, sm, tg, k.stream);
+        },
+        py::arg("args"), py::arg("run_max"), py::arg("run_sum"), py::arg("tgt"));
+    // scratch: T [B * ceil(n / 32)] (lpmc.h).
+    b.cuda.def(
+        "lpmc_bwd_chunk",
+        [](const CudaKernels& k, const LpmcArgs<T>& a, py::handle lse, py::handle grad_rows, py::handle rx,
+           py::handle rw, py::handle scratch) {
+          const T* ls = tensor_ptr<const T>(lse, "lse");
+          const T* g = tensor_ptr<const T>(grad_rows, "grad_rows");
+          T* x = tensor_ptr<T>(rx, "rx");
+          T* w = tensor_ptr<T>(rw, "rw");
+          T* sc = tensor_ptr<T>(scratch, "scratch");
+          py::gil_scoped_release nogil;
+          lpmc_bwd_chunk_cuda<T>(a, ls, g, x, w, sc, k.stream);
+        },
+        py::arg("args"), py::arg("lse"), py::arg("grad_rows"), py::arg("rx"), py::arg("rw"), py::arg("scratch"));
 #endif
+  });
 }
 
 }  // namespace pyface

@@ -11,12 +11,12 @@ namespace pyface {
 
 template <typename T>
 struct LpmcArgs {
-  T* buf;                  // [B, n] raw dot products in; logits / H out
+  T* buf;  // [B, n] raw dot products in; logits / H out
   int64_t B, n, c0;
-  const T* inv_norm_x;     // [B]
-  const T* inv_norm_w;     // [n] (already offset to the chunk)
-  const int64_t* labels;   // [B]
-  const T* margins;        // [B]
+  const T* inv_norm_x;    // [B]
+  const T* inv_norm_w;    // [n] (already offset to the chunk)
+  const int64_t* labels;  // [B]
+  const T* margins;       // [B]
   T scale;
   bool arc;
   int64_t ignore_index;

@@ -1,53 +1,39 @@
+// Bindings of the selective-fitting kernel (csrc/ops/selective_fit.h). Floating
+// tensors are float32, or float64 (SelFitArgs[torch.float64]); bool tensors are bytes.
 #include "ops/selective_fit.h"
 
-#include <pybind11/pybind11.h>
-
-#include "ops/bind.h"
-#include "ops/ptr.h"
-
-namespace py = pybind11;
+#include "ops/binding.h"
 
 namespace pyface {
 
-namespace {
-template <typename T>
-SelFitArgs<T> make_args(uintptr_t samples, uintptr_t poses, uintptr_t valid, uintptr_t face_size, int64_t B,
-                        int64_t N, int64_t P, double threshold, int64_t keep, int64_t min_samples,
-                        uintptr_t landmarks, uintptr_t pose, uintptr_t accepted, uintptr_t kept) {
-  return SelFitArgs<T>{ptr<const T>(samples), ptr<const T>(poses), ptr<const uint8_t>(valid),
-                       ptr<const T>(face_size), B, N, P, static_cast<T>(threshold), keep, min_samples,
-                       ptr<T>(landmarks), ptr<T>(pose), ptr<uint8_t>(accepted), ptr<uint8_t>(kept)};
-}
-}  // namespace
-
-// Floating tensors are float32, or float64 when f64 is set; bool tensors are bytes.
-void bind_selective_fit(py::module_& m) {
-  m.def("selective_fit_cpu", [](bool f64, uintptr_t samples, uintptr_t poses, uintptr_t valid, uintptr_t face_size,
-                                int64_t B, int64_t N, int64_t P, double threshold, int64_t keep, int64_t min_samples,
-                                uintptr_t landmarks, uintptr_t pose, uintptr_t accepted, uintptr_t kept) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      PYFACE_CPU_KERNEL(selective_fit_cpu<T>)(make_args<T>(samples, poses, valid, face_size, B, N, P, threshold, keep, min_samples,
-                                        landmarks, pose, accepted, kept));
-    };
-    f64 ? run(double()) : run(float());
+PYFACE_BINDINGS(selective_fit, b) {
+  b.structs<SelFitArgs, float, double>("SelFitArgs", [](auto& s) {
+    using S = typename std::decay_t<decltype(s)>::Struct;
+    s.field("samples", &S::samples).field("poses", &S::poses).field("valid", &S::valid);
+    s.field("face_size", &S::face_size).field("B", &S::B).field("N", &S::N).field("P", &S::P);
+    s.field("threshold", &S::threshold).field("keep", &S::keep).field("min_samples", &S::min_samples);
+    s.field("landmarks", &S::landmarks).field("pose", &S::pose).field("accepted", &S::accepted);
+    s.field("kept", &S::kept);
   });
+  for_each_type<float, double>([&](auto zero) {
+    using T = decltype(zero);
+    b.cpu.def(
+        "selective_fit",
+        [](const CpuKernels&, const SelFitArgs<T>& a) {
+          py::gil_scoped_release nogil;
+          PYFACE_CPU_KERNEL(selective_fit_cpu<T>)(a);
+        },
+        py::arg("args"));
 #ifdef PYFACE_WITH_CUDA
-  m.def("selective_fit_cuda", [](bool f64, uintptr_t samples, uintptr_t poses, uintptr_t valid, uintptr_t face_size,
-                                 int64_t B, int64_t N, int64_t P, double threshold, int64_t keep, int64_t min_samples,
-                                 uintptr_t landmarks, uintptr_t pose, uintptr_t accepted, uintptr_t kept,
-                                 uintptr_t stream) {
-    py::gil_scoped_release nogil;
-    auto run = [&](auto zero) {
-      using T = decltype(zero);
-      selective_fit_cuda<T>(make_args<T>(samples, poses, valid, face_size, B, N, P, threshold, keep, min_samples,
-                                         landmarks, pose, accepted, kept),
-                            stream_ptr(stream));
-    };
-    f64 ? run(double()) : run(float());
-  });
+    b.cuda.def(
+        "selective_fit",
+        [](const CudaKernels& k, const SelFitArgs<T>& a) {
+          py::gil_scoped_release nogil;
+          selective_fit_cuda<T>(a, k.stream);
+        },
+        py::arg("args"));
 #endif
+  });
 }
 
 }  // namespace pyface

@@ -1,16 +1,19 @@
-"""Access to the compiled extension ``pyface._C`` and the calling convention.
+"""The compiled extension ``pyface._C``: how it was built, its CPU instruction-set
+paths, and the switch to emulated CUDA.
 
-Kernels take raw pointers (``tensor.data_ptr()``), sizes and, on CUDA, torch's
-current raw stream. Every C++ entry point exists as ``<name>_cpu`` and, when the
-CUDA backend was built, ``<name>_cuda`` with the stream as its last argument.
+The kernels themselves are reached through the backends (pyface/ops/backends/):
+PyTorch's dispatcher picks the backend by the tensors' device, and the backend calls
+the extension's kernel objects (``_C.CpuKernels``, ``_C.CudaKernels(stream)``) with
+the ops' argument structs. Tensors cross as raw addresses and CUDA work runs on torch's
+current raw stream, so the extension does not link libtorch.
 
 CUDA emulation (tests, ``pyface doctor``): inside :func:`emulate_cuda` (or with
 ``PYFACE_EMULATE_CUDA=1`` in the environment) the ops treat CPU tensors as device
 tensors: :func:`cuda_path` is true for them, so every CUDA-only branch of the ops'
-Python runs, and :func:`call` sends them to the ``<name>_cuda`` launchers of
-``pyface._C_emu`` -- the unmodified CUDA sources compiled for the CPU emulator in
-csrc/emu/ (test-only, built by tools/emu_build.sh). This module is the one place
-that decides "CUDA path or not".
+Python runs, and the CPU backend runs the CUDA kernels of ``pyface._C_emu`` -- the
+unmodified CUDA sources compiled for the CPU emulator in csrc/emu/ (test-only, built
+by tools/emu_build.sh). :func:`emulating` is what decides "CUDA path or not" for CPU
+tensors; backends/cpu.py holds the one switch on it.
 """
 from __future__ import annotations
 
@@ -30,9 +33,9 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "(pip install .) or run tools/dev_build.sh for a source-tree build"
     ) from exc
 
-__all__ = ["_C", "CPU_ISA_ENV", "CPU_ISAS", "DTYPE_CODES", "acc_dtype", "build_info", "call", "cpu_isa",
+__all__ = ["_C", "CPU_ISA_ENV", "CPU_ISAS", "DTYPE_CODES", "acc_dtype", "build_info", "cpu_isa",
            "cuda_available", "cuda_path", "dtype_code", "emu_module", "emulate_cuda", "emulating",
-           "emulation_available", "ptr", "resolve_cpu_isa", "set_cpu_isa", "sync_num_threads"]
+           "emulation_available", "resolve_cpu_isa", "set_cpu_isa", "sync_num_threads"]
 
 # CPU instruction-set paths of the kernels, worst to best (csrc/include/pyface/cpu_isa.h).
 CPU_ISAS = ("baseline", "avx2", "avx512")
@@ -109,13 +112,6 @@ def acc_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def ptr(t: torch.Tensor | None) -> int:
-    """Raw address of a contiguous tensor (0 for None or empty)."""
-    if t is None or t.numel() == 0:
-        return 0
-    return t.data_ptr()
-
-
 def cuda_available() -> bool:
     """The CUDA backend was compiled in and torch sees a GPU."""
     return bool(_C.with_cuda) and torch.cuda.is_available()
@@ -181,27 +177,6 @@ def cuda_path(device: torch.device) -> bool:
 def sync_num_threads() -> None:
     """CPU kernels use as many threads as torch does."""
     _C.set_num_threads(torch.get_num_threads())
-
-
-def call(name: str, device: torch.device, *args) -> None:
-    """Run kernel ``name`` on ``device``'s backend (CUDA: on torch's current stream;
-    CPU under emulation: the emulated CUDA launcher, synchronous)."""
-    if device.type == "cpu" and _emulate:
-        getattr(emu_module(), name + "_cuda")(*args, 0)
-    elif device.type == "cpu":
-        sync_num_threads()
-        getattr(_C, name + "_cpu")(*args)
-    elif device.type == "cuda":
-        fn = getattr(_C, name + "_cuda", None)
-        if fn is None:
-            raise RuntimeError(
-                "pyface was built without its CUDA backend; reinstall with a CUDA compiler "
-                "on PATH (PYFACE_CUDA=ON pip install ...) to run on GPU tensors"
-            )
-        with torch.cuda.device(device):
-            fn(*args, torch.cuda.current_stream(device).cuda_stream)
-    else:
-        raise ValueError(f"pyface kernels run on cpu or cuda tensors, not {device.type}")
 
 
 # Applied once at import: a forced path the CPU lacks must fail here, before any kernel

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from pyface import checks as V
-from pyface.ops._ext import call, cuda_path, dtype_code, ptr
+from pyface.ops._ext import cuda_path, dtype_code
+from pyface.ops.backends import implementation, no_kernel
 from pyface.ops._gemm import mm_t_into
 
 __all__ = ["cosine_duplicates"]
@@ -47,12 +48,12 @@ def _tiles(na: int, nb: int, device: torch.device, self_search: bool, tile_size:
     return ta, max(1, min(nb, budget // ta))
 
 
-def _inv_norm(name: str, x: torch.Tensor) -> torch.Tensor:
+def _inv_norm(k, name: str, x: torch.Tensor) -> torch.Tensor:
     """1/|x_i| as float32; zero or non-finite rows raise ValueError naming ``name``."""
     V.finite(name, x)
     out = torch.empty(x.shape[0], dtype=torch.float32, device=x.device)
     if x.shape[0]:
-        call("row_inv_norm", x.device, ptr(x), x.shape[0], x.shape[1], dtype_code(x), 0.0, ptr(out))
+        k.row_inv_norm(k.RowInvNormArgs(x=x, n=x.shape[0], d=x.shape[1], dtype=dtype_code(x), eps=0.0, out=out))
         zero = torch.isinf(out)
         if bool(zero.any()):
             raise ValueError(f"{name} has rows of zero norm (cosine undefined), first in row "
@@ -81,7 +82,7 @@ class _Out:
                 new[:prefix].copy_(o[:prefix])
 
 
-def _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, ta, tb):
+def _search(k, a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, ta, tb):
     dev = a.device
     na, nb = a.shape[0], b.shape[0]
     two = a2 is not None
@@ -97,14 +98,16 @@ def _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, 
 
     def epilogue(buf, i0, j0):
         na_t, nb_t = buf.shape
-        call("dup_tile", dev, ptr(buf), na_t, nb_t, i0, j0, ptr(ia) + 4 * i0, ptr(ib) + 4 * j0, threshold,
-             self_search, ptr(out.pairs), ptr(out.sim), out.cap, ptr(counter))
+        k.dup_tile(k.DupTileArgs(buf=buf, ta=na_t, tb=nb_t, i0=i0, j0=j0, inv_a=ia[i0:i0 + na_t],
+                                 inv_b=ib[j0:j0 + nb_t], threshold=threshold, self=self_search, pairs=out.pairs,
+                                 sim=out.sim, capacity=out.cap, counter=counter))
 
     def second(i0, j0, na_t, nb_t, begin, end):
         buf2 = flat2[: na_t * nb_t].view(na_t, nb_t)
         mm_t_into(buf2, a2[i0:i0 + na_t], b2[j0:j0 + nb_t])
-        call("dup_second", dev, ptr(buf2), nb_t, i0, j0, ptr(ia2) + 4 * i0, ptr(ib2) + 4 * j0, threshold2,
-             ptr(out.pairs), begin, end, ptr(out.sim2), ptr(out.keep))
+        k.dup_second(k.DupSecondArgs(buf2=buf2, tb=nb_t, i0=i0, j0=j0, inv_a2=ia2[i0:i0 + na_t],
+                                     inv_b2=ib2[j0:j0 + nb_t], threshold2=threshold2, pairs=out.pairs, begin=begin,
+                                     end=end, sim2=out.sim2, keep=out.keep))
 
     for i0 in range(0, na, ta):
         na_t = min(ta, na - i0)
@@ -130,26 +133,26 @@ def _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, 
         # row of tiles; from the first tile that overflowed on, the row is redone.
         snaps = torch.empty(len(cols) + 1, dtype=torch.int64, device=dev)
         snaps[:1].copy_(counter)
-        for k, (j0, nb_t) in enumerate(cols):
+        for t, (j0, nb_t) in enumerate(cols):
             epilogue(tile(i0, j0, na_t, nb_t), i0, j0)
-            snaps[k + 1:k + 2].copy_(counter)
+            snaps[t + 1:t + 2].copy_(counter)
         s = snaps.tolist()
         if s[-1] > out.cap:
-            first = next(k for k in range(len(cols)) if s[k + 1] > out.cap)
+            first = next(t for t in range(len(cols)) if s[t + 1] > out.cap)
             out.grow(s[-1], s[first])
             counter.fill_(s[first])
             for j0, nb_t in cols[first:]:
                 epilogue(tile(i0, j0, na_t, nb_t), i0, j0)
         if two:
-            for k, (j0, nb_t) in enumerate(cols):
-                if s[k + 1] > s[k]:
-                    second(i0, j0, na_t, nb_t, s[k], s[k + 1])
+            for t, (j0, nb_t) in enumerate(cols):
+                if s[t + 1] > s[t]:
+                    second(i0, j0, na_t, nb_t, s[t], s[t + 1])
 
-    k = int(counter[0])
-    pairs, sim = out.pairs[:k], out.sim[:k]
-    sim2 = out.sim2[:k]
+    n_hits = int(counter[0])
+    pairs, sim = out.pairs[:n_hits], out.sim[:n_hits]
+    sim2 = out.sim2[:n_hits]
     if two:
-        keep = out.keep[:k].bool()
+        keep = out.keep[:n_hits].bool()
         pairs, sim, sim2 = pairs[keep], sim[keep], sim2[keep]
     order = torch.argsort(pairs[:, 0] * max(nb, 1) + pairs[:, 1])
     return pairs[order], sim[order], sim2[order] if two else sim2.new_empty(0)
@@ -160,16 +163,24 @@ def _cosine_duplicates(a: torch.Tensor, b: torch.Tensor, threshold: float, self_
                        a2: torch.Tensor | None, b2: torch.Tensor | None, threshold2: float, tile_a: int,
                        tile_b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(pairs [K, 2] int64, sim [K] float32, sim2 [K] float32, or [0] without a second space)."""
-    ia = _inv_norm("a", a)
-    ib = ia if self_search else _inv_norm("b", b)
+    raise no_kernel("pyface::cosine_duplicates", a.device)
+
+
+@implementation(_cosine_duplicates)
+def _cosine_duplicates_impl(k, a, b, threshold, self_search, a2, b2, threshold2, tile_a, tile_b):
+    # The kernels read row-major memory: a caller of the raw op may pass any layout.
+    a, b = a.contiguous(), b.contiguous()
+    a2, b2 = (None if t is None else t.contiguous() for t in (a2, b2))
+    ia = _inv_norm(k, "a", a)
+    ib = ia if self_search else _inv_norm(k, "b", b)
     ia2 = ib2 = None
     if a2 is not None:
-        ia2 = _inv_norm("a2", a2)
-        ib2 = ia2 if self_search else _inv_norm("b2", b2)
+        ia2 = _inv_norm(k, "a2", a2)
+        ib2 = ia2 if self_search else _inv_norm(k, "b2", b2)
     if a.shape[0] == 0 or b.shape[0] == 0:
         e = torch.empty(0, dtype=torch.float32, device=a.device)
         return torch.empty(0, 2, dtype=torch.int64, device=a.device), e, e.clone()
-    return _search(a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, tile_a, tile_b)
+    return _search(k, a, b, ia, ib, threshold, self_search, a2, b2, ia2, ib2, threshold2, tile_a, tile_b)
 
 
 @_cosine_duplicates.register_fake

@@ -18,7 +18,8 @@ import torch
 
 from pyface.data_files.mean_shape_68 import MEAN_SHAPE_68
 from pyface import checks as V
-from pyface.ops._ext import acc_dtype, call, ptr
+from pyface.ops._ext import acc_dtype
+from pyface.ops.backends import implementation, no_kernel
 
 __all__ = ["landmark_loss", "pose_loss", "WING_W", "WING_EPS"]
 
@@ -42,13 +43,21 @@ def _default_mean_shape(dtype: torch.dtype, device: torch.device) -> torch.Tenso
 def _landmark_fwd(pred: torch.Tensor, target: torch.Tensor, pose: torch.Tensor, mean_shape: torch.Tensor,
                   wing_w: float, wing_eps: float, lambda_p: float, dynamic: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss_b [B], lambda_b [B]) in pred's dtype (float32 or float64)."""
+    raise no_kernel("pyface::landmark_loss_fwd", pred.device)
+
+
+@implementation(_landmark_fwd)
+def _landmark_fwd_impl(k, pred, target, pose, mean_shape, wing_w, wing_eps, lambda_p, dynamic):
+    # The kernels read row-major memory: a caller of the raw op may pass any layout.
+    pred, target, pose, mean_shape = (t.contiguous() for t in (pred, target, pose, mean_shape))
     B = pred.shape[0]
     rows = pred.new_empty(B)
     lam = pred.new_empty(B)
     flags = torch.zeros(1, dtype=torch.int32, device=pred.device)
     if B:
-        call("landmark_fwd", pred.device, pred.dtype == torch.float64, ptr(pred), ptr(target), ptr(pose),
-             ptr(mean_shape), B, wing_w, wing_eps, lambda_p, dynamic, ptr(rows), ptr(lam), ptr(flags))
+        args = k.LandmarkArgs[pred.dtype](pred=pred, target=target, pose=pose, shape=mean_shape, B=B, w=wing_w,
+                                          eps=wing_eps, lambda_=lambda_p, dynamic=dynamic)
+        k.landmark_fwd(args, rows, lam, flags)
         # Value check inside the op (one host sync) so it also holds under torch.compile.
         bad = int(flags.item())
         if bad:
@@ -67,18 +76,26 @@ def _(pred, target, pose, mean_shape, wing_w, wing_eps, lambda_p, dynamic):
 def _landmark_bwd(grad_rows: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, lam: torch.Tensor,
                   wing_w: float, wing_eps: float) -> torch.Tensor:
     """d(sum_b grad_rows_b * loss_b) / d pred, lambda held constant: [B, 68, 2]."""
+    raise no_kernel("pyface::landmark_loss_bwd", pred.device)
+
+
+@implementation(_landmark_bwd)
+def _landmark_bwd_impl(k, grad_rows, pred, target, lam, wing_w, wing_eps):
+    pred, target, lam = pred.contiguous(), target.contiguous(), lam.contiguous()
     dpred = torch.empty_like(pred)
     B = pred.shape[0]
     if B:
         g = grad_rows.to(pred.dtype).contiguous()
-        call("landmark_bwd", pred.device, pred.dtype == torch.float64, ptr(pred), ptr(target), B, wing_w, wing_eps,
-             ptr(lam), ptr(g), ptr(dpred))
+        # The backward reads neither the pose nor lambda's inputs (lam holds lambda_b).
+        args = k.LandmarkArgs[pred.dtype](pred=pred, target=target, pose=None, shape=None, B=B, w=wing_w,
+                                          eps=wing_eps, lambda_=0.0, dynamic=False)
+        k.landmark_bwd(args, lam, g, dpred)
     return dpred
 
 
 @_landmark_bwd.register_fake
 def _(grad_rows, pred, target, lam, wing_w, wing_eps):
-    return torch.empty_like(pred)
+    return pred.new_empty(pred.shape)  # contiguous, like the kernel's output
 
 
 def _setup_context(ctx, inputs, output):
@@ -101,6 +118,28 @@ def _backward(ctx, grad_rows, _grad_lam):
 
 
 _landmark_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+@torch.library.custom_op("pyface::euler_to_matrix", mutates_args=())
+def _euler_to_matrix(pose: torch.Tensor) -> torch.Tensor:
+    """R [n, 3, 3] from pose [n, 3] (yaw, pitch, roll degrees; float32 or float64, contiguous) by the
+    kernels' rotation (csrc/include/pyface/geometry_math.h), which the dynamic lambda uses: the tests
+    cross-check it against pyface.geometry. Not part of the API."""
+    raise no_kernel("pyface::euler_to_matrix", pose.device)
+
+
+@implementation(_euler_to_matrix)
+def _euler_to_matrix_impl(k, pose):
+    pose = pose.contiguous()
+    R = pose.new_empty((pose.shape[0], 3, 3))
+    if pose.shape[0]:
+        k.euler_to_matrix(pose, pose.shape[0], R)
+    return R
+
+
+@_euler_to_matrix.register_fake
+def _(pose):
+    return pose.new_empty((pose.shape[0], 3, 3))
 
 
 def landmark_loss(pred: torch.Tensor, target: torch.Tensor, pose: torch.Tensor, *, mean_shape: torch.Tensor | None = None,

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import torch
 
 from pyface import checks as V
-from pyface.ops._ext import acc_dtype, call, cuda_path, dtype_code, ptr
+from pyface.ops._ext import acc_dtype, cuda_path, dtype_code
+from pyface.ops.backends import implementation, no_kernel
 from pyface.ops._gemm import mm_acc, mm_t_into
 
 __all__ = ["lpmc_loss", "lpmc_shard_stats", "lpmc_shard_backward", "LpmcShardStats", "rescale_row_sum", "pose_margin",
@@ -47,11 +48,19 @@ def default_chunk_size(batch: int, num_classes: int, device: torch.device) -> in
     return int(max(1, min(num_classes, chunk)))
 
 
-def _inv_norm(t: torch.Tensor) -> torch.Tensor:
+def _inv_norm(k, t: torch.Tensor) -> torch.Tensor:
+    """1/max(|t_i|, eps) [rows] in the accumulation type, by kernel object ``k``."""
     out = torch.empty(t.shape[0], dtype=acc_dtype(t), device=t.device)
     if t.shape[0]:
-        call("row_inv_norm", t.device, ptr(t), t.shape[0], t.shape[1], dtype_code(t), _NORM_EPS, ptr(out))
+        k.row_inv_norm(k.RowInvNormArgs(x=t, n=t.shape[0], d=t.shape[1], dtype=dtype_code(t), eps=_NORM_EPS, out=out))
     return out
+
+
+def _chunk_args(k, acc, buf, c0, class_offset, inx, inw, labels, margins, scale, arc, ignore_index):
+    """The epilogue's arguments for the chunk of classes [c0, c0 + n) of the shard (buf [B, n])."""
+    B, n = buf.shape
+    return k.LpmcArgs[acc](buf=buf, B=B, n=n, c0=class_offset + c0, inv_norm_x=inx, inv_norm_w=inw[c0:c0 + n],
+                           labels=labels, margins=margins, scale=scale, arc=arc, ignore_index=ignore_index)
 
 
 def _raw_chunk(flat: torch.Tensor, x: torch.Tensor, w_c: torch.Tensor) -> torch.Tensor:
@@ -63,7 +72,7 @@ def _scalars(scale, margin_type, ignore_index):
     return float(scale), margin_type == "arc", int(ignore_index)
 
 
-def _fwd_stats(x, w, labels, margins, class_offset, scale, arc, ignore_index, chunk_size):
+def _fwd_stats(k, x, w, labels, margins, class_offset, scale, arc, ignore_index, chunk_size):
     """Per-row (max, sum of exp(logit - max), target logit) over the classes
     [class_offset, class_offset + C) that ``w`` holds, plus 1/|x| [B] and 1/|w| [C].
 
@@ -73,8 +82,10 @@ def _fwd_stats(x, w, labels, margins, class_offset, scale, arc, ignore_index, ch
     target 0. Ignored rows keep (-inf, 0, 0)."""
     B, C = x.shape[0], w.shape[0]
     dev, acc = x.device, acc_dtype(x)
+    # The kernels read row-major memory: a caller of the raw op may pass any layout.
+    x, w, labels = x.contiguous(), w.contiguous(), labels.contiguous()
     margins = margins.to(acc).contiguous()
-    inx, inw = _inv_norm(x), _inv_norm(w)
+    inx, inw = _inv_norm(k, x), _inv_norm(k, w)
     run_max = torch.full((B,), float("-inf"), dtype=acc, device=dev)
     run_sum = torch.zeros(B, dtype=acc, device=dev)
     tgt = torch.zeros(B, dtype=acc, device=dev)
@@ -83,13 +94,12 @@ def _fwd_stats(x, w, labels, margins, class_offset, scale, arc, ignore_index, ch
         for c0 in range(0, C, chunk_size):
             w_c = w[c0:c0 + chunk_size]
             buf = _raw_chunk(flat, x, w_c)
-            call("lpmc_fwd_chunk", dev, acc == torch.float64, ptr(buf), B, w_c.shape[0], class_offset + c0, ptr(inx),
-                 ptr(inw) + inw.element_size() * c0, ptr(labels), ptr(margins), scale, arc, ignore_index,
-                 ptr(run_max), ptr(run_sum), ptr(tgt))
+            k.lpmc_fwd_chunk(_chunk_args(k, acc, buf, c0, class_offset, inx, inw, labels, margins, scale, arc,
+                                         ignore_index), run_max, run_sum, tgt)
     return run_max, run_sum, tgt, inx, inw
 
 
-def _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size):
+def _bwd(k, grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size):
     """Exact gradients of sum_i grad_rows_i * (lse_i - target_i) with respect to x and to
     the class shard ``w`` (classes [class_offset, class_offset + C)), given the per-row
     log-sum-exp ``lse`` over all classes. Returns dx [B, D] in the accumulation type
@@ -98,7 +108,8 @@ def _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, a
     B, D = x.shape
     C = w.shape[0]
     dev, acc = x.device, acc_dtype(x)
-    f64 = acc == torch.float64
+    x, w, labels = x.contiguous(), w.contiguous(), labels.contiguous()
+    inx, inw = inx.to(acc).contiguous(), inw.to(acc).contiguous()
     grad_rows = grad_rows.to(acc).contiguous()
     margins = margins.to(acc).contiguous()
     lse = lse.to(acc).contiguous()
@@ -113,16 +124,15 @@ def _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, a
         extra = ()
         if cuda_path(dev):
             scratch = torch.empty(B * ((n_max + 31) // 32), dtype=acc, device=dev)
-            extra = (ptr(scratch),)
+            extra = (scratch,)
         x_acc = x.to(acc)
         for c0 in range(0, C, chunk_size):
             w_c = w[c0:c0 + chunk_size]
             n = w_c.shape[0]
             buf = _raw_chunk(flat, x, w_c)
             rw = rw_all[:n]
-            call("lpmc_bwd_chunk", dev, f64, ptr(buf), B, n, class_offset + c0, ptr(inx),
-                 ptr(inw) + inw.element_size() * c0, ptr(labels), ptr(margins), scale, arc, ignore_index, ptr(lse),
-                 ptr(grad_rows), ptr(rx), ptr(rw), *extra)
+            k.lpmc_bwd_chunk(_chunk_args(k, acc, buf, c0, class_offset, inx, inw, labels, margins, scale, arc,
+                                         ignore_index), lse, grad_rows, rx, rw, *extra)
             # buf now holds H = G / (|x_i| |w_j|); dx += H @ w_c, dw_c = H^T @ x - rw * w_c.
             w_acc = w_c.to(acc)
             if half_cuda:  # tensor-core products in the input dtype, fp32 results
@@ -142,8 +152,13 @@ def _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, a
 def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, scale: float,
               arc: bool, ignore_index: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns (per-row loss [B], lse [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
+    raise no_kernel("pyface::lpmc_fwd", x.device)
+
+
+@implementation(_lpmc_fwd)
+def _lpmc_fwd_impl(k, x, w, labels, margins, scale, arc, ignore_index, chunk_size):
     check_label_values(labels, margins, w.shape[0], ignore_index)
-    run_max, run_sum, tgt, inx, inw = _fwd_stats(x, w, labels, margins, 0, scale, arc, ignore_index, chunk_size)
+    run_max, run_sum, tgt, inx, inw = _fwd_stats(k, x, w, labels, margins, 0, scale, arc, ignore_index, chunk_size)
     lse = run_max + torch.log(run_sum)
     valid = labels != ignore_index
     rows = torch.where(valid, lse - tgt, torch.zeros_like(lse))
@@ -162,13 +177,18 @@ def _lpmc_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels:
               lse: torch.Tensor, inx: torch.Tensor, inw: torch.Tensor, scale: float, arc: bool, ignore_index: int,
               chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact gradients (dx [B, D], dw [C, D]) in the input dtypes."""
-    dx, dw = _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, 0, scale, arc, ignore_index, chunk_size)
+    raise no_kernel("pyface::lpmc_bwd", x.device)
+
+
+@implementation(_lpmc_bwd)
+def _lpmc_bwd_impl(k, grad_rows, x, w, labels, margins, lse, inx, inw, scale, arc, ignore_index, chunk_size):
+    dx, dw = _bwd(k, grad_rows, x, w, labels, margins, lse, inx, inw, 0, scale, arc, ignore_index, chunk_size)
     return dx.to(x.dtype), dw
 
 
 @_lpmc_bwd.register_fake
 def _(grad_rows, x, w, labels, margins, lse, inx, inw, scale, arc, ignore_index, chunk_size):
-    return torch.empty_like(x), torch.empty_like(w)
+    return x.new_empty(x.shape), w.new_empty(w.shape)  # contiguous, like the kernels' outputs
 
 
 def _setup_context(ctx, inputs, output):
@@ -270,8 +290,13 @@ def _lpmc_shard_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, marg
                     num_classes: int, scale: float, arc: bool, ignore_index: int,
                     chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(row_max [B], row_sum [B], target [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
+    raise no_kernel("pyface::lpmc_shard_fwd", x.device)
+
+
+@implementation(_lpmc_shard_fwd)
+def _lpmc_shard_fwd_impl(k, x, w, labels, margins, class_offset, num_classes, scale, arc, ignore_index, chunk_size):
     check_label_values(labels, margins, num_classes, ignore_index)
-    return _fwd_stats(x, w, labels, margins, class_offset, scale, arc, ignore_index, chunk_size)
+    return _fwd_stats(k, x, w, labels, margins, class_offset, scale, arc, ignore_index, chunk_size)
 
 
 @_lpmc_shard_fwd.register_fake
@@ -283,16 +308,25 @@ def _(x, w, labels, margins, class_offset, num_classes, scale, arc, ignore_index
 
 @torch.library.custom_op("pyface::lpmc_shard_bwd", mutates_args=())
 def _lpmc_shard_bwd(grad_rows: torch.Tensor, x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor,
-                    margins: torch.Tensor, lse: torch.Tensor, inx: torch.Tensor, inw: torch.Tensor, class_offset: int,
-                    scale: float, arc: bool, ignore_index: int,
+                    margins: torch.Tensor, lse: torch.Tensor, inx: torch.Tensor | None, inw: torch.Tensor | None,
+                    class_offset: int, scale: float, arc: bool, ignore_index: int,
                     chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(this shard's part of dx [B, D] in the accumulation type, dw [C, D] in w's dtype)."""
-    return _bwd(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size)
+    """(this shard's part of dx [B, D] in the accumulation type, dw [C, D] in w's dtype); inx / inw
+    (1/|x| [B], 1/|w| [C] in the accumulation type) are computed when None."""
+    raise no_kernel("pyface::lpmc_shard_bwd", x.device)
+
+
+@implementation(_lpmc_shard_bwd)
+def _lpmc_shard_bwd_impl(k, grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index,
+                         chunk_size):
+    inx = _inv_norm(k, x) if inx is None else inx
+    inw = _inv_norm(k, w) if inw is None else inw
+    return _bwd(k, grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size)
 
 
 @_lpmc_shard_bwd.register_fake
 def _(grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale, arc, ignore_index, chunk_size):
-    return x.new_empty(x.shape, dtype=acc_dtype(x)), torch.empty_like(w)
+    return x.new_empty(x.shape, dtype=acc_dtype(x)), w.new_empty(w.shape)
 
 
 class LpmcShardStats(NamedTuple):
@@ -357,8 +391,8 @@ def lpmc_shard_backward(grad_rows: torch.Tensor, embeddings: torch.Tensor, weigh
         V.tensor(name, t, dtypes=(torch.float32, torch.float64), ndim=1)
         V.shape(name, t, (B,))
     x, w = embeddings.detach().contiguous(), weight_shard.detach().contiguous()
-    inx = _inv_norm(x) if inv_norm_x is None else inv_norm_x.to(acc_dtype(x)).contiguous()
-    inw = _inv_norm(w) if inv_norm_w is None else inv_norm_w.to(acc_dtype(x)).contiguous()
+    inx = None if inv_norm_x is None else inv_norm_x.to(acc_dtype(x)).contiguous()
+    inw = None if inv_norm_w is None else inv_norm_w.to(acc_dtype(x)).contiguous()
     s, arc, ign = _scalars(scale, margin_type, ignore_index)
     return torch.ops.pyface.lpmc_shard_bwd(grad_rows.contiguous(), x, w, labels.contiguous(),
                                            margins.detach().contiguous(), lse.contiguous(), inx, inw, class_offset,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from pyface import checks as V
-from pyface.ops._ext import acc_dtype, call, ptr
+from pyface.ops._ext import acc_dtype
+from pyface.ops.backends import implementation, no_kernel
 
 __all__ = ["selective_fit", "SELECTIVE_FIT_THRESHOLD", "SELECTIVE_FIT_KEEP"]
 
@@ -25,6 +26,14 @@ SELECTIVE_FIT_KEEP = 3
 def _selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor,
                    threshold: float, keep: int, min_samples: int
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(landmarks [B, P, 2], pose [B, 3], accepted [B], kept [B, N]); see :func:`selective_fit`."""
+    raise no_kernel("pyface::selective_fit", samples.device)
+
+
+@implementation(_selective_fit)
+def _selective_fit_impl(k, samples, poses, valid, face_size, threshold, keep, min_samples):
+    # The kernel reads row-major memory: a caller of the raw op may pass any layout.
+    samples, poses, valid, face_size = (t.contiguous() for t in (samples, poses, valid, face_size))
     B, N, P, _ = samples.shape
     dev, dt = samples.device, samples.dtype
     if B and not bool(((face_size > 0) & torch.isfinite(face_size)).all()):
@@ -34,8 +43,9 @@ def _selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tens
     accepted = torch.empty(B, dtype=torch.bool, device=dev)
     kept = torch.empty(B, N, dtype=torch.bool, device=dev)
     if B:
-        call("selective_fit", dev, dt == torch.float64, ptr(samples), ptr(poses), ptr(valid), ptr(face_size),
-             B, N, P, threshold, keep, min_samples, ptr(landmarks), ptr(pose), ptr(accepted), ptr(kept))
+        k.selective_fit(k.SelFitArgs[dt](samples=samples, poses=poses, valid=valid, face_size=face_size, B=B, N=N,
+                                         P=P, threshold=threshold, keep=keep, min_samples=min_samples,
+                                         landmarks=landmarks, pose=pose, accepted=accepted, kept=kept))
     return landmarks, pose, accepted, kept
 
 

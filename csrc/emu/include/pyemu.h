@@ -4,9 +4,9 @@
 // relies on them gets CUDA's semantics, and divergent collectives are reported.
 #pragma once
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <cstddef>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
@@ -50,8 +50,7 @@ inline T from_bits(uint64_t b) {
 }
 
 template <class... P, class... A>
-cudaError_t launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
-                   A&&... a) {
+cudaError_t launch(const char* name, void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st, A&&... a) {
   static const char* const sig = demangle_type(typeid(void (*)(P...)).name());
   // Like a real launch: arguments converted to the parameter types and copied once.
   struct Ctx {
@@ -76,10 +75,10 @@ constexpr int warpSize = 32;
 #define PYEMU_LAUNCH(kern, grid, block, smem, stream, ...) \
   ::pyemu::launch(#kern, kern, dim3(grid), dim3(block), static_cast<size_t>(smem), stream, ##__VA_ARGS__)
 // __shared__ T name dims;  ->  one array per block, poisoned (0xff bytes) at block start
-#define PYEMU_SHARED(T, name, dims)                                                                 \
-  using pyemu_shared_t_##name = T dims;                                                             \
-  static const char pyemu_site_##name = 0;                                                          \
-  pyemu_shared_t_##name& name = *static_cast<pyemu_shared_t_##name*>(                               \
+#define PYEMU_SHARED(T, name, dims)                                   \
+  using pyemu_shared_t_##name = T dims;                               \
+  static const char pyemu_site_##name = 0;                            \
+  pyemu_shared_t_##name& name = *static_cast<pyemu_shared_t_##name*>( \
       ::pyemu::block_shared(&pyemu_site_##name, sizeof(pyemu_shared_t_##name), alignof(pyemu_shared_t_##name)))
 #define PYEMU_DYNAMIC_SHARED(T, name) T* name = static_cast<T*>(::pyemu::dynamic_shared());
 
@@ -125,35 +124,41 @@ inline long long __double_as_longlong(double x) { return (long long)::pyemu::to_
 inline float atomicAdd(float* p, float v) {
   float old = *p;
   float nv;
-  do { nv = old + v; } while (!__atomic_compare_exchange(p, &old, &nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+  do {
+    nv = old + v;
+  } while (!__atomic_compare_exchange(p, &old, &nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
   return old;
 }
 inline double atomicAdd(double* p, double v) {
   double old = *p;
   double nv;
-  do { nv = old + v; } while (!__atomic_compare_exchange(p, &old, &nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+  do {
+    nv = old + v;
+  } while (!__atomic_compare_exchange(p, &old, &nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
   return old;
 }
-#define PYEMU_INT_ATOMICS(T)                                                                     \
-  inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }          \
-  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }          \
-  inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }            \
-  inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }          \
-  inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }          \
-  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }        \
-  inline T atomicMax(T* p, T v) {                                                                \
-    T o = *p;                                                                                    \
-    while (o < v && !__atomic_compare_exchange_n(p, &o, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {} \
-    return o;                                                                                    \
-  }                                                                                              \
-  inline T atomicMin(T* p, T v) {                                                                \
-    T o = *p;                                                                                    \
-    while (v < o && !__atomic_compare_exchange_n(p, &o, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {} \
-    return o;                                                                                    \
-  }                                                                                              \
-  inline T atomicCAS(T* p, T cmp, T v) {                                                         \
-    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);          \
-    return cmp;                                                                                  \
+#define PYEMU_INT_ATOMICS(T)                                                                             \
+  inline T atomicAdd(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }                   \
+  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_SEQ_CST); }                   \
+  inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }                     \
+  inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_SEQ_CST); }                   \
+  inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_SEQ_CST); }                   \
+  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }                 \
+  inline T atomicMax(T* p, T v) {                                                                        \
+    T o = *p;                                                                                            \
+    while (o < v && !__atomic_compare_exchange_n(p, &o, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) { \
+    }                                                                                                    \
+    return o;                                                                                            \
+  }                                                                                                      \
+  inline T atomicMin(T* p, T v) {                                                                        \
+    T o = *p;                                                                                            \
+    while (v < o && !__atomic_compare_exchange_n(p, &o, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) { \
+    }                                                                                                    \
+    return o;                                                                                            \
+  }                                                                                                      \
+  inline T atomicCAS(T* p, T cmp, T v) {                                                                 \
+    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);                  \
+    return cmp;                                                                                          \
   }
 PYEMU_INT_ATOMICS(int)
 PYEMU_INT_ATOMICS(unsigned)
@@ -163,6 +168,21 @@ inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 // Device math: CUDA gives float overloads of the C names in the global namespace.
-using std::sqrt; using std::exp; using std::log; using std::log1p; using std::fabs; using std::isfinite;
-using std::isnan; using std::isinf; using std::sin; using std::cos; using std::atan2; using std::pow;
-using std::fmax; using std::fmin; using std::floor; using std::ceil; using std::expm1; using std::tanh;
+using std::atan2;
+using std::ceil;
+using std::cos;
+using std::exp;
+using std::expm1;
+using std::fabs;
+using std::floor;
+using std::fmax;
+using std::fmin;
+using std::isfinite;
+using std::isinf;
+using std::isnan;
+using std::log;
+using std::log1p;
+using std::pow;
+using std::sin;
+using std::sqrt;
+using std::tanh;

@@ -1,9 +1,9 @@
 // Shared by the CPU and CUDA backends: the host/device qualifier, scalar-type
 // codes and float conversions for the 16-bit storage types.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <cmath>
 
 #if defined(__CUDACC__)
 #define PYFACE_HD __host__ __device__ __forceinline__
@@ -17,8 +17,12 @@ namespace pyface {
 enum class DType : int { Float32 = 0, Float16 = 1, BFloat16 = 2, Float64 = 3 };
 
 // 16-bit storage on the host; the CUDA backend uses __half / __nv_bfloat16.
-struct bf16_t { uint16_t bits; };
-struct f16_t { uint16_t bits; };
+struct bf16_t {
+  uint16_t bits;
+};
+struct f16_t {
+  uint16_t bits;
+};
 
 inline float to_float(float v) { return v; }
 inline float to_float(double v) { return static_cast<float>(v); }
@@ -39,7 +43,10 @@ inline float to_float(f16_t v) {
       u = sign;
     } else {  // subnormal: renormalise
       exp = 127 - 15 + 1;
-      while ((mant & 0x400u) == 0) { mant <<= 1; --exp; }
+      while ((mant & 0x400u) == 0) {
+        mant <<= 1;
+        --exp;
+      }
       mant &= 0x3ffu;
       u = sign | (exp << 23) | (mant << 13);
     }

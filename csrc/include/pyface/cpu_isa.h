@@ -47,6 +47,8 @@ bool cpu_has_feature(int index);
 #define PYFACE_ISA_STR_(x) #x
 #define PYFACE_ISA_PRAGMA_(x) _Pragma(PYFACE_ISA_STR_(x))
 
+// The namespace macros read best as written.
+// clang-format off
 #ifdef PYFACE_CPU_ISA_MULTI
 #define PYFACE_CPU_KERNELS(...)         \
   namespace isa_baseline { __VA_ARGS__ } \
@@ -88,6 +90,7 @@ bool cpu_has_feature(int index);
   namespace pyface { namespace PYFACE_CPU_ISA_NS_ {
 #define PYFACE_CPU_NAMESPACE_END }} PYFACE_ISA_PRAGMA_(GCC pop_options)
 #endif
+// clang-format on
 
 namespace pyface {
 // Each path's name as compiled into it (csrc/cpu/cpu_isa_kernel.cpp): lets the tests

@@ -5,9 +5,9 @@
 // logit is s*(cos - m) ("cosine", CosFace form) or s*cos(theta + m) ("arc"),
 // where theta + m >= pi falls back to s*(cos - m*sin(m)).
 #pragma once
-#include "pyface/common.h"
-
 #include <cmath>
+
+#include "pyface/common.h"
 
 namespace pyface {
 namespace lpmc {

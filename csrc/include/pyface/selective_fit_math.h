@@ -8,9 +8,9 @@
 // The result is the mean of S; it is accepted when |S| >= min_samples and every
 // sample of S is within `threshold` of that mean.
 #pragma once
-#include "pyface/common.h"
-
 #include <cmath>
+
+#include "pyface/common.h"
 
 namespace pyface {
 namespace selfit {
@@ -45,9 +45,7 @@ PYFACE_HD bool farther(T d, T best) {
   return d > best;
 }
 
-PYFACE_HD bool accept(int64_t n, int64_t min_samples, bool all_within) {
-  return n >= min_samples && all_within;
-}
+PYFACE_HD bool accept(int64_t n, int64_t min_samples, bool all_within) { return n >= min_samples && all_within; }
 
 template <typename T>
 PYFACE_HD bool within(T d, T threshold) {
