@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+
 class Sharded(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
@@ -51,7 +52,7 @@ def worker(rank, port, fixed):
     dist.init_process_group("gloo", init_method="env://", rank=rank, world_size=2)
     __import__("torch._dynamo")  # what a first custom-op call does
     g = torch.Generator().manual_seed(rank)
-    for it in range(5):
+    for _ in range(5):
         x = torch.randn(6, 16, generator=g).requires_grad_()
         Sharded.apply(x).backward()
     if fixed:

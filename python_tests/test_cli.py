@@ -165,7 +165,7 @@ def test_under_torchrun_every_job_ends_through_run_job(raising, monkeypatch, cap
     assert seen["on_error"](ConfigError("bad key")) == 2
     assert capsys.readouterr().err == "pyface zz-test: error: bad key\n"
     try:
-        1 / 0
+        1 / 0  # noqa: B018 - a real traceback to report
     except ZeroDivisionError as exc:
         assert seen["on_error"](exc) == 1
     assert "Traceback" in capsys.readouterr().err

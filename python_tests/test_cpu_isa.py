@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cpu_isas
 
 import pyface
-
-from conftest import cpu_isas
 from pyface.ops import _ext
 
 ISA_ENV = _ext.CPU_ISA_ENV

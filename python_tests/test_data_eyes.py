@@ -53,13 +53,15 @@ def test_synthetic_eyes_labels_and_folder(tmp_path):
     assert 0 < sum(labels) < len(ds)
     # an open eye shows sclera and pupil: more contrast than a closed lid
     std = [ds[i]["image"].float().std().item() for i in range(len(ds))]
-    closed = np.mean([s for s, l in zip(std, labels) if l]); opened = np.mean([s for s, l in zip(std, labels) if not l])
+    closed = np.mean([s for s, lab in zip(std, labels) if lab])
+    opened = np.mean([s for s, lab in zip(std, labels) if not lab])
     assert opened > closed
     for i in range(6):
         sub = "closed" if labels[i] else "open"
         (tmp_path / sub).mkdir(exist_ok=True)
         cv2.imwrite(str(tmp_path / sub / f"{i}.png"), ds[i]["image"].permute(1, 2, 0).numpy()[:, :, ::-1])
-    (tmp_path / "open").mkdir(exist_ok=True); (tmp_path / "closed").mkdir(exist_ok=True)
+    (tmp_path / "open").mkdir(exist_ok=True)
+    (tmp_path / "closed").mkdir(exist_ok=True)
     f = EyeFolder(str(tmp_path), size=24)
     assert len(f) == 6 and f[0]["image"].shape == (3, 24, 24)
     assert sorted(int(f[i]["eye_closed"]) for i in range(6)) == sorted(labels[:6])

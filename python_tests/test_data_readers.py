@@ -9,9 +9,23 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pyface.data import (DataError, ImageFolderFaces, ManifestDataset, RecordIOFaces, RecordIOReader,
-                         RecordIOWriter, SyntheticFaces, W300LP, check_sample, read_manifest, write_300wlp,
-                         write_image_folder, write_manifest, write_manifest_dataset, write_recordio)
+from pyface.data import (
+    W300LP,
+    DataError,
+    ImageFolderFaces,
+    ManifestDataset,
+    RecordIOFaces,
+    RecordIOReader,
+    RecordIOWriter,
+    SyntheticFaces,
+    check_sample,
+    read_manifest,
+    write_300wlp,
+    write_image_folder,
+    write_manifest,
+    write_manifest_dataset,
+    write_recordio,
+)
 from pyface.data import transforms as T
 from pyface.data.recordio import MAGIC, pack_record, unpack_record
 from pyface.geometry import pose_para_from_pose

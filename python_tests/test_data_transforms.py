@@ -178,9 +178,11 @@ def test_label_problem():
     lm = np.full((68, 2), 50.0)
     assert label_problem(lm, [0, 0, 0], 3, 100, 100) is None
     assert label_problem(np.full((68, 2), np.nan), [np.nan] * 3, -1, 100, 100) is None
-    bad = lm.copy(); bad[3, 0] = np.nan
+    bad = lm.copy()
+    bad[3, 0] = np.nan
     assert "partly NaN" in label_problem(bad, [0, 0, 0], 0, 100, 100)
-    bad = lm.copy(); bad[3, 0] = 500
+    bad = lm.copy()
+    bad[3, 0] = 500
     assert "outside" in label_problem(bad, [0, 0, 0], 0, 100, 100)
     assert "exceeds" in label_problem(lm, [0, 200, 0], 0, 100, 100)
     assert "identity" in label_problem(lm, [0, 0, 0], -5, 100, 100)

@@ -43,10 +43,10 @@ def test_verification_uses_flip_sum_embeddings_and_every_genuine_pair():
     import torch
 
     from pyface.data import SyntheticFaces
-    from pyface.eval import metrics as M
-    from pyface.models import MultiTaskNet, model_config
     from pyface.demos.mtl import verification
     from pyface.demos.rendered import render
+    from pyface.eval import metrics as M
+    from pyface.models import MultiTaskNet, model_config
 
     torch.manual_seed(0)
     model = MultiTaskNet(model_config("iresnet-tiny-multi", input_size=32)).eval()

@@ -25,7 +25,8 @@ def test_emulated_checks_all_ok(capsys):
 
 
 def test_a_wrong_result_is_reported(monkeypatch, capsys):
-    monkeypatch.setattr(doctor, "CHECKS", [("op", "wrong", 1e-6, lambda d: 0.5), ("op", "raises", 1e-6, lambda d: 1 / 0)])
+    monkeypatch.setattr(doctor, "CHECKS", [("op", "wrong", 1e-6, lambda d: 0.5),
+                                           ("op", "raises", 1e-6, lambda d: 1 / 0)])
     assert doctor.run_checks(None) == 2
     out = capsys.readouterr().out
     assert "MISMATCH" in out and "5.00e-01" in out and "ZeroDivisionError" in out

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pyface.data import IJBC, SyntheticFaces
-from pyface.eval import runner
 from pyface.demos.eval import ID_OFFSET, write_demo_data
+from pyface.eval import runner
 from pyface.models import build_model
 
 
@@ -101,7 +101,8 @@ def test_cli_all_and_bad_input(tmp_path, demo_root, capsys):
     _save(tmp_path / "model.pt")
     out = tmp_path / "out"
     assert main(["eval", "all", "--checkpoint", str(tmp_path / "model.pt"), "--data-root", str(demo_root),
-                 "--out", str(out), "--no-progress", "--fps-repeats", "3", "--fps-batches", "1,4", "--batch-size", "16"]) == 0
+                 "--out", str(out), "--no-progress", "--fps-repeats", "3", "--fps-batches", "1,4",
+                 "--batch-size", "16"]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert set(rep) >= {"verification", "ijbc", "aflw2000", "biwi", "fps"}
     assert rep["verification"]["lfw"]["pairs"] == 40 and set(rep["ijbc"]["cases"]) == {"all", "soft", "medium", "hard"}

@@ -15,8 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pyface.data import ImageFolderFaces, RecordIOFaces, open_dataset, read_manifest, write_300wlp, write_image_folder
-from pyface.data import write_recordio
+from pyface.data import (
+    ImageFolderFaces,
+    RecordIOFaces,
+    open_dataset,
+    read_manifest,
+    write_300wlp,
+    write_image_folder,
+    write_recordio,
+)
 from pyface.data.manifest import ManifestDataset
 from pyface.errors import ConfigError, DataError, OutputError, UsageError
 from pyface.label import identities as I
@@ -61,7 +68,8 @@ def samples(persons, per=3, landmarks=False, salt=0):
         for k in range(per):
             lm = torch.tensor(grid, dtype=torch.float32) if landmarks else torch.full((68, 2), float("nan"))
             pose = torch.zeros(3) if landmarks else torch.full((3,), float("nan"))
-            out.append({"image": person_image(p, k, salt=salt), "landmarks": lm, "pose": pose, "identity": torch.tensor(ident),
+            out.append({"image": person_image(p, k, salt=salt), "landmarks": lm, "pose": pose,
+                        "identity": torch.tensor(ident),
                         "source": "x"})
     return out
 
@@ -212,7 +220,8 @@ def test_mismatched_embedding_sizes():
 
 def test_semi_identify_groups_variants_and_flips():
     refs = ["/d/AFW/AFW_134212_1_0.jpg", "/d/AFW/AFW_134212_1_12.jpg", "/d/AFW_Flip/AFW_134212_1_3.jpg",
-            "/d/AFW/AFW_134212_2_0.jpg", "/d/LFPW/LFPW_image_test_0001_0.jpg", "/d/LFPW_Flip/LFPW_image_test_0001_7.jpg",
+            "/d/AFW/AFW_134212_2_0.jpg", "/d/LFPW/LFPW_image_test_0001_0.jpg",
+            "/d/LFPW_Flip/LFPW_image_test_0001_7.jpg",
             "/d/HELEN/HELEN_100032540_1_17.jpg"]
     labels, keys = I.semi_identify_labels(refs)
     assert keys == ["AFW_134212_1", "AFW_134212_2", "HELEN_100032540_1", "LFPW_image_test_0001"]

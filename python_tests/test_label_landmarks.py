@@ -52,9 +52,9 @@ def test_oracle_labels_are_exact():
     lab = Labeler(_oracle(images, lm, pose, views), mediapipe=False, views=views, device="cpu", batch_size=7)
     res = lab.label_images(images)
     assert len(res) == 5 and all(isinstance(r, LabelResult) for r in res)
-    for r, l, p in zip(res, lm, pose):
+    for r, lmk, p in zip(res, lm, pose):
         assert r.accepted and r.n_kept == 3 and r.n_valid == 8 and r.cause is None
-        assert np.abs(r.landmarks - l.numpy()).max() < 1e-3 and np.abs(r.pose - p.numpy()).max() < 1e-3
+        assert np.abs(r.landmarks - lmk.numpy()).max() < 1e-3 and np.abs(r.pose - p.numpy()).max() < 1e-3
         assert r.landmarks.shape == (68, 2) and r.pose.shape == (3,) and r.spread < 1e-4
 
 

@@ -37,7 +37,8 @@ def test_astronaut_with_mediapipe():
     if why is not None and os.environ.get("PYFACE_REQUIRE_MEDIAPIPE") == "1":  # CI's label-extra environment
         pytest.fail(f"the label extra is installed but MediaPipe is unusable: {why}")
     if why is not None:
-        pytest.skip(f"MediaPipe face mesh unavailable ({why}); install the label extra: pip install 'pyface-mtl[label]'")
+        pytest.skip(f"MediaPipe face mesh unavailable ({why}); install the label extra: "
+                    "pip install 'pyface-mtl[label]'")
     skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides the photo")
     from pyface.label import Labeler
 

@@ -5,8 +5,12 @@ from conftest import devices
 
 from pyface import geometry as G
 from pyface.ops import landmark_loss, pose_loss
-from pyface.ops.reference import (landmark_lambda_reference, landmark_loss_reference, pose_loss_reference,
-                                  pose_rotation_reference)
+from pyface.ops.reference import (
+    landmark_lambda_reference,
+    landmark_loss_reference,
+    pose_loss_reference,
+    pose_rotation_reference,
+)
 
 # Kernel comparisons run once per CPU instruction-set path (conftest.cpu_isa).
 pytestmark = pytest.mark.cpu_kernels
@@ -78,7 +82,7 @@ def test_gradcheck_float64():
     pred.requires_grad_()
     target.requires_grad_()
     for lp in (0.0, 1.0, 0.3):
-        torch.autograd.gradcheck(lambda p, t: landmark_loss(p, t, pose, lambda_p=lp, reduction="none"),
+        torch.autograd.gradcheck(lambda p, t, lp=lp: landmark_loss(p, t, pose, lambda_p=lp, reduction="none"),
                                  (pred, target))
     # lambda depends on pred (held constant by design) but not on target: exact there.
     torch.autograd.gradcheck(lambda t: landmark_loss(pred.detach(), t, pose, reduction="none"), (target,))

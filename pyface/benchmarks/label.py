@@ -62,7 +62,7 @@ def run(args) -> dict:
         print(f"MediaPipe rows skipped: {M.why_unavailable()}")
     labelers = [(name, Labeler(net, device=device, **{"mediapipe": False, **kw})) for name, kw in cases]
     rows = []
-    for name, lab in labelers:  # one pass each after a shared warm-up, then interleaved repeats
+    for _, lab in labelers:  # one pass each after a shared warm-up, then interleaved repeats
         lab.label_arrays(images)
     times = {name: [] for name, _ in labelers}
     for _, lab in labelers:
@@ -70,7 +70,7 @@ def run(args) -> dict:
             lab.timings[k] = 0.0
     for _ in range(iters):
         for name, lab in labelers:
-            r = H.measure(lambda: lab.label_arrays(images), device, warmup=0, iters=1)
+            r = H.measure(lambda lab=lab: lab.label_arrays(images), device, warmup=0, iters=1)
             times[name].append(r["ms"])
     import statistics
 

@@ -88,7 +88,7 @@ def run(args) -> dict:
     iters = args.iters or (1 if args.quick else 3)
     t = args.threshold
     groups, k_true = make_groups(n, args.dim, args.dup_frac)
-    res, state = {}, {}
+    state = {}
 
     def search():
         state["edges"] = I.find_duplicates(groups, t, t, device)
@@ -148,7 +148,8 @@ def run(args) -> dict:
         r["share"] = f"{r['ms'] / total:.1%}" if "single-space" not in r["phase"] else "(not in total)"
     sep = next(r for r in rows_out if "single-space" in r["phase"])
     fus = next(r for r in rows_out if "fused" in r["phase"])
-    cols = [("phase", "phase"), ("ms", "median ms"), ("iqr_ms", "IQR ms"), ("share", "share of total"), ("peak_mb", "peak extra MiB")]
+    cols = [("phase", "phase"), ("ms", "median ms"), ("iqr_ms", "IQR ms"), ("share", "share of total"),
+            ("peak_mb", "peak extra MiB")]
     H.print_table(f"Algorithm 2 from precomputed embeddings: {n} identities (2 x {n // 2}), D={args.dim} x 2 "
                   f"spaces, {per_id} images/id, threshold {t}, {iters} interleaved repeats on "
                   f"{H.device_name(device)} (the manifest join is CPU + disk)", rows_out, cols)

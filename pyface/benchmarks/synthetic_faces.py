@@ -35,7 +35,8 @@ def run(args) -> dict:
     cv2.setNumThreads(1)
     rows = []
     try:
-        aug = T.Compose([T.RandomFaceCrop(1.2, 2.5, 112), T.RandomHorizontalFlip(0.5), T.ColorJitter(0.3, 0.3, 0.3, 0.02)])
+        aug = T.Compose([T.RandomFaceCrop(1.2, 2.5, 112), T.RandomHorizontalFlip(0.5),
+                         T.ColorJitter(0.3, 0.3, 0.3, 0.02)])
         cases = [(f"{s}x{s}", SyntheticFaces(max(1, n // args.per_identity), args.per_identity, image_size=s))
                  for s in args.sizes]
         cases.append(("112x112 + crop/flip/jitter",

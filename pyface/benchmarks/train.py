@@ -30,7 +30,8 @@ def add_arguments(p):
     p.add_argument("--preset", default=None, help="model: default iresnet50-multi (--quick: iresnet10-multi-64)")
     p.add_argument("--batch", type=int, default=None, help="model: default 128 on cuda, 16 on cpu (--quick: 32)")
     p.add_argument("--model-classes", type=int, default=None, help="model: FR classes (default 100000 cuda, 10000 cpu)")
-    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None, help="model: default bf16 on cuda, none on cpu")
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default=None,
+                   help="model: default bf16 on cuda, none on cpu")
 
 
 def _classifier_step(B, D, C, fused, device, weight=None):
@@ -71,7 +72,8 @@ def _model_step(preset, batch, classes, amp, fused, device):
     n = cfg.input_size
     x = torch.randint(0, 256, (batch, 3, n, n), dtype=torch.uint8, device=device)
     b = {"identity": torch.randint(0, classes, (batch,), device=device),
-         "landmarks": torch.rand(batch, 68, 2, device=device) * n, "pose": (torch.rand(batch, 3, device=device) - 0.5) * 120}
+         "landmarks": torch.rand(batch, 68, 2, device=device) * n,
+         "pose": (torch.rand(batch, 3, device=device) - 0.5) * 120}
     dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
 
     def step():
@@ -142,7 +144,8 @@ def run(args) -> dict:
         del f_step, r_step
         row = _row({"preset": preset, "params_m": nparams / 1e6, "batch": batch, "classes": classes, "amp": amp},
                    res, per_item=batch)
-        H.print_table(f"model step, {preset} ({nparams / 1e6:.1f}M params), batch {batch}, {classes} classes, amp {amp}, "
+        H.print_table(f"model step, {preset} ({nparams / 1e6:.1f}M params), batch {batch}, {classes} classes, "
+                      f"amp {amp}, "
                       f"{repeats} interleaved rounds of {steps} step(s) on {H.device_name(device)}", [row],
                       [("batch", "batch"), *COLUMNS, ("fused_items_per_s", "fused img/s")])
         out["model"] = {"steps_per_round": steps, "rows": [row]}

@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from pyface.cli.command import (COMMANDS, Command, Group, command, dataset_spec, existing_dir, existing_file,
-                                non_negative_int, positive_float, positive_int)
+from pyface.cli.command import (
+    COMMANDS,
+    Command,
+    Group,
+    command,
+    dataset_spec,
+    existing_dir,
+    existing_file,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from pyface.errors import UsageError
 
 COMMANDS.register("label", Group("label", help="pseudo-labeling pipeline (Lee et al. 2024, Algorithms 1 and 2)"))

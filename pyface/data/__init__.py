@@ -28,19 +28,18 @@ names a class of :data:`DATASETS` (``@register_dataset``) and transforms of :dat
 """
 from pyface.data import transforms
 from pyface.data.aflw2000 import AFLW2000, write_aflw2000
-from pyface.data.biwi import BIWI, write_biwi_npz
 from pyface.data.align import align_face, umeyama
+from pyface.data.biwi import BIWI, write_biwi_npz
 from pyface.data.ethxgaze import ETHXGaze, write_ethxgaze
 from pyface.data.eyes import EyeFolder, SyntheticEyes, eye_crops
 from pyface.data.folder import ImageFolderFaces, write_image_folder
-from pyface.data.manifest import (MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest,
-                                  write_manifest_dataset)
+from pyface.data.ijbc import IJBC, IJBCFaces, write_ijbc
+from pyface.data.manifest import MANIFEST_SCHEMA, ManifestDataset, read_manifest, write_manifest, write_manifest_dataset
 from pyface.data.recordio import RecordIOFaces, RecordIOReader, RecordIOWriter, write_recordio
 from pyface.data.sample import MIRROR_68, DataError, check_sample, make_sample, mirror_landmarks, mirror_pose
 from pyface.data.spec import DATASETS, describe_spec, open_dataset, register_dataset
-from pyface.data.transforms import TRANSFORMS, register_transform
 from pyface.data.synthetic import SyntheticFaces
-from pyface.data.ijbc import IJBC, IJBCFaces, write_ijbc
+from pyface.data.transforms import TRANSFORMS, register_transform
 from pyface.data.verification_bin import VerificationBin, read_bin, write_bin
 from pyface.data.w300lp import W300LP, write_300wlp
 

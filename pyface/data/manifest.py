@@ -165,8 +165,8 @@ class ManifestDataset(FaceDataset):
     def _load(self, i: int):
         ref = self.images[i]
         if "#" in ref and ref.split("#", 1)[0].endswith(".rec"):
-            from pyface.data.recordio import RecordIOReader, unpack_record
             from pyface.data.base import decode_image
+            from pyface.data.recordio import RecordIOReader, unpack_record
 
             rec, key = ref.rsplit("#", 1)
             rec = self._resolve(rec)

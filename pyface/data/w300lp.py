@@ -23,9 +23,9 @@ import numpy as np
 
 from pyface import geometry
 from pyface.data.base import FaceDataset, read_image, write_image
-from pyface.io import atomic_write
 from pyface.data.sample import DataError, mirror_landmarks, mirror_pose
 from pyface.data.spec import register_dataset
+from pyface.io import atomic_write
 
 __all__ = ["W300LP", "SUBSETS", "pose_from_pose_para", "pose_para_from_pose", "write_300wlp"]
 

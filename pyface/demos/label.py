@@ -89,8 +89,8 @@ def _net_config(out_dir: Path, recipe: str, seed: int, epochs: int, model: dict,
 
 def _train_fld(out: Path, quick: bool, log) -> Path:
     from pyface.data import SyntheticFaces
-    from pyface.train import Trainer
     from pyface.demos.rendered import TensorFaces, render
+    from pyface.train import Trainer
 
     path = out / "fld_hpe" / "model.pt"
     if _reuse(path, log):
@@ -111,9 +111,9 @@ def _train_fr(out: Path, name: str, seed: int, quick: bool, log) -> Path:
     """A small FR net (recipe stl-fr) for Algorithm 2; the two nets see different
     identities (data seeds) and none of the demo's test identities."""
     from pyface.data import SyntheticFaces
-    from pyface.train import Trainer
     from pyface.demos.mtl import DEMO_M1, DEMO_M2, DEMO_SCALE
     from pyface.demos.rendered import TensorFaces, render
+    from pyface.train import Trainer
 
     path = out / name / "model.pt"
     if _reuse(path, log):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from pyface.eval import published as P
-from pyface.eval.ijbc import PAPER_PAIR_COUNTS
 from pyface.eval.figures import pyplot, save_png
+from pyface.eval.ijbc import PAPER_PAIR_COUNTS
 from pyface.eval.metrics import YAW_BINS
 from pyface.io import write_text_atomic
 
@@ -106,7 +106,8 @@ def render_markdown(results: dict, ours: str = "pyface (this checkpoint)") -> st
             rows = [[m + ("*" if red else ""), _f(a, nd=3), _f(b, nd=3), _f(c, nd=3), _f(d, nd=3)]
                     for m, red, a, b, c, d in P.P004_TABLE2]
             for red, r in ((False, af["pose_full"]), (True, af["pose"])):
-                rows.append(_bold([ours + ("*" if red else "")] + [_f(r[k], nd=3) for k in ("yaw", "pitch", "roll", "mean")]))
+                cells = [_f(r[k], nd=3) for k in ("yaw", "pitch", "roll", "mean")]
+                rows.append(_bold([ours + ("*" if red else "")] + cells))
             out += ["AFLW2000 (* = reduced set without the samples beyond ±99°):", "",
                     _table(["Method", "Yaw", "Pitch", "Roll", "Average"], rows), ""]
         if bw:

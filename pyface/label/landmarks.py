@@ -34,8 +34,8 @@ import torch
 from pyface.data.base import FaceDataset
 from pyface.data.manifest import MANIFEST_SCHEMA
 from pyface.data.sample import DataError
-from pyface.label.labeler import IMAGE_CAUSES, SAMPLE_CAUSES, Labeler
 from pyface.io import atomic_path, write_json_atomic
+from pyface.label.labeler import IMAGE_CAUSES, SAMPLE_CAUSES, Labeler
 from pyface.label.shards import open_output
 from pyface.runtime import device_name
 
@@ -189,7 +189,7 @@ def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: 
                     for key, v in r["sample_causes"].items():
                         meta["sample_causes"][key] = meta["sample_causes"].get(key, 0) + int(v)
                 j = 0
-                for i, img, err, ident, src in batch:
+                for i, img, _err, ident, src in batch:
                     rows["image"].append(_ref(dataset, i))
                     rows["identity"].append(ident)
                     rows["source"].append(src)

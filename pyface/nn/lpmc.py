@@ -22,8 +22,14 @@ import torch.distributed as dist
 from torch import nn
 
 from pyface.ops import lpmc_loss, pose_margin
-from pyface.ops.lpmc import (POSE_MARGIN_M1, POSE_MARGIN_M2, check_label_values, lpmc_shard_backward,
-                             lpmc_shard_stats, rescale_row_sum)
+from pyface.ops.lpmc import (
+    POSE_MARGIN_M1,
+    POSE_MARGIN_M2,
+    check_label_values,
+    lpmc_shard_backward,
+    lpmc_shard_stats,
+    rescale_row_sum,
+)
 from pyface.ops.reference import lpmc_loss_reference
 
 __all__ = ["LPMCLoss", "class_shard", "init_class_centres"]

@@ -17,8 +17,8 @@ import torch
 
 from pyface import checks as V
 from pyface.ops._ext import cuda_path, dtype_code
-from pyface.ops.backends import implementation, no_kernel
 from pyface.ops._gemm import mm_t_into
+from pyface.ops.backends import implementation, no_kernel
 
 __all__ = ["cosine_duplicates"]
 

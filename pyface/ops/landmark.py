@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from pyface.data_files.mean_shape_68 import MEAN_SHAPE_68
 from pyface import checks as V
+from pyface.data_files.mean_shape_68 import MEAN_SHAPE_68
 from pyface.ops._ext import acc_dtype
 from pyface.ops.backends import implementation, no_kernel
 
@@ -142,7 +142,8 @@ def _(pose):
     return pose.new_empty((pose.shape[0], 3, 3))
 
 
-def landmark_loss(pred: torch.Tensor, target: torch.Tensor, pose: torch.Tensor, *, mean_shape: torch.Tensor | None = None,
+def landmark_loss(pred: torch.Tensor, target: torch.Tensor, pose: torch.Tensor, *,
+                  mean_shape: torch.Tensor | None = None,
                   wing_w: float = WING_W, wing_eps: float = WING_EPS, lambda_p: float | str = "dynamic",
                   reduction: str = "mean", return_lambda: bool = False):
     """Fused landmark loss L_FLD = Wing + lambda_P * MSE (Eq. 3-9).

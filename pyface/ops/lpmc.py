@@ -14,8 +14,8 @@ import torch
 
 from pyface import checks as V
 from pyface.ops._ext import acc_dtype, cuda_path, dtype_code
-from pyface.ops.backends import implementation, no_kernel
 from pyface.ops._gemm import mm_acc, mm_t_into
+from pyface.ops.backends import implementation, no_kernel
 
 __all__ = ["lpmc_loss", "lpmc_shard_stats", "lpmc_shard_backward", "LpmcShardStats", "rescale_row_sum", "pose_margin",
            "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
@@ -150,7 +150,8 @@ def _bwd(k, grad_rows, x, w, labels, margins, lse, inx, inw, class_offset, scale
 
 @torch.library.custom_op("pyface::lpmc_fwd", mutates_args=())
 def _lpmc_fwd(x: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, margins: torch.Tensor, scale: float,
-              arc: bool, ignore_index: int, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+              arc: bool, ignore_index: int,
+              chunk_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns (per-row loss [B], lse [B], 1/|x| [B], 1/|w| [C]) in the accumulation type."""
     raise no_kernel("pyface::lpmc_fwd", x.device)
 

@@ -245,11 +245,6 @@ def selective_fit_reference(samples: torch.Tensor, poses: torch.Tensor, valid: t
 # ---------------------------------------------------------------- cosine duplicate search
 
 
-def _dups_sort(pairs: torch.Tensor, nb: int, *vals):
-    order = torch.argsort(pairs[:, 0] * max(nb, 1) + pairs[:, 1])
-    return (pairs[order],) + tuple(v[order] for v in vals)
-
-
 def cosine_duplicates_reference(a: torch.Tensor, b: torch.Tensor | None, threshold: float, *,
                                 a2: torch.Tensor | None = None, b2: torch.Tensor | None = None,
                                 threshold2: float | None = None):

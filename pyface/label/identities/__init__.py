@@ -45,13 +45,28 @@ Outputs in ``OUT``: ``manifest.parquet`` (the PLTD: the Algorithm-1 rows of
 ``identity_map.csv`` (dataset, old_id, new_id, images), ``merges.csv`` (stage,
 dataset/old id of both ends, both similarities), ``summary.json``.
 """
-from pyface.label.identities.embed import (DEFAULT_CHUNK, DEFAULT_FACE_CROP_AREA, FRNet, IdentityEmbeddings,
-                                           embed_identities, pair_scores)
+from pyface.label.identities.embed import (
+                                           DEFAULT_CHUNK,
+                                           DEFAULT_FACE_CROP_AREA,
+                                           FRNet,
+                                           IdentityEmbeddings,
+                                           embed_identities,
+                                           pair_scores,
+)
 from pyface.label.identities.job import IdentitiesConfig, field_name, run_identities
 from pyface.label.identities.manifest import Resolver, check_sources, dataset_root, shard_files, write_pltd
-from pyface.label.identities.merge import (SEMI_NAME, calibrate_threshold, find_duplicates, merge_identities,
-                                           merge_quality, pair_precision_recall, pooled, semi_identify_key,
-                                           semi_identify_labels, union_find)
+from pyface.label.identities.merge import (
+                                           SEMI_NAME,
+                                           calibrate_threshold,
+                                           find_duplicates,
+                                           merge_identities,
+                                           merge_quality,
+                                           pair_precision_recall,
+                                           pooled,
+                                           semi_identify_key,
+                                           semi_identify_labels,
+                                           union_find,
+)
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_FACE_CROP_AREA", "FRNet", "IdentitiesConfig", "IdentityEmbeddings", "Resolver",
            "SEMI_NAME", "calibrate_threshold", "check_sources", "dataset_root", "embed_identities", "field_name",

@@ -21,12 +21,32 @@ import numpy as np
 from pyface.data.base import FaceDataset
 from pyface.errors import ConfigError, DataError, OutputError
 from pyface.io import write_json_atomic
-from pyface.label.identities.embed import (DEFAULT_CHUNK, DEFAULT_FACE_CROP_AREA, FRNet, IdentityEmbeddings,
-                                           embed_identities, pair_scores)
-from pyface.label.identities.manifest import (IDENTITY_MAP_HEADER, MERGES_HEADER, Resolver, check_sources,
-                                              shard_files, write_csv, write_pltd)
-from pyface.label.identities.merge import (SEMI_NAME, calibrate_threshold, merge_identities, merge_quality,
-                                           pair_precision_recall, pooled, semi_identify_labels)
+from pyface.label.identities.embed import (
+    DEFAULT_CHUNK,
+    DEFAULT_FACE_CROP_AREA,
+    FRNet,
+    IdentityEmbeddings,
+    embed_identities,
+    pair_scores,
+)
+from pyface.label.identities.manifest import (
+    IDENTITY_MAP_HEADER,
+    MERGES_HEADER,
+    Resolver,
+    check_sources,
+    shard_files,
+    write_csv,
+    write_pltd,
+)
+from pyface.label.identities.merge import (
+    SEMI_NAME,
+    calibrate_threshold,
+    merge_identities,
+    merge_quality,
+    pair_precision_recall,
+    pooled,
+    semi_identify_labels,
+)
 
 __all__ = ["IdentitiesConfig", "field_name", "run_identities"]
 

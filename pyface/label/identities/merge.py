@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from pyface import runtime
-
 from pyface.label.identities.embed import IdentityEmbeddings
 
 __all__ = ["SEMI_NAME", "calibrate_threshold", "find_duplicates", "merge_identities", "merge_quality",
