@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from pyface import schema as S
 from pyface.eval import metrics as M
 from pyface.registry import Registry
+from pyface.schema import Key, infer_key
 
 #: name -> Task class (``TASKS.names()``, ``TASKS.get(name)``; unknown names suggest close ones).
 TASKS: Registry[type["Task"]] = Registry("task")
@@ -73,12 +75,22 @@ class Task(nn.Module):
         self.context = context
 
     @classmethod
+    def option_keys(cls) -> dict:
+        """The task's settings as :class:`pyface.schema.Key` s: ``defaults`` holds plain
+        values (the type is taken from the value) or Keys (ranges, choices); a loss
+        weight is a number >= 0."""
+        keys = {k: infer_key(v) for k, v in cls.defaults.items()}
+        if "weight" in keys and not isinstance(cls.defaults["weight"], Key):
+            keys["weight"] = Key(cls.defaults["weight"], float, ge=0)
+        return keys
+
+    @classmethod
     def resolve_options(cls, options: dict | None) -> dict:
-        options = dict(options or {})
-        unknown = set(options) - set(cls.defaults)
-        if unknown:
-            raise ValueError(f"tasks.{cls.name}: unknown option(s) {sorted(unknown)}; known: {sorted(cls.defaults)}")
-        return {**cls.defaults, **options}
+        """Defaults + ``options``, checked (unknown keys with the closest name, types,
+        ranges): a ConfigError naming ``tasks.<name>.<key>``."""
+        keys = cls.option_keys()
+        options = S.check(dict(options or {}), keys, f"tasks.{cls.name}")
+        return {**S.defaults(keys), **options}
 
     @classmethod
     def head_options(cls, options: dict) -> dict:
@@ -142,8 +154,8 @@ class FaceRecognitionTask(Task):
     the ranks; ``sample_rate`` < 1 turns on Partial FC class sampling (an approximation)."""
 
     head = "fr"
-    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine", "num_classes": None,
-                "sample_rate": 1.0}
+    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine",
+                "num_classes": Key(None, int, ge=1), "sample_rate": Key(1.0, float, gt=0, le=1)}
     label_keys = ("identity",)
 
     def __init__(self, options=None, context: TaskContext | None = None):
