@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyface.errors import CheckpointError
 from pyface.io import atomic_write
 from pyface.runtime import read_checkpoint
 
@@ -86,7 +87,7 @@ def load_rank(path: str | os.PathLike, rank: int, world_size: int, map_location=
     main = load(path, map_location)
     saved = main.get("world_size", 1)
     if saved != world_size:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} was written by {saved} process(es), this run has {world_size}: re-shard it first with "
             f"`pyface checkpoint reshard {path} --world-size {world_size} --out NEW_DIR`")
     if saved == 1 and "loss" in main:
