@@ -68,6 +68,22 @@ RUN_FILES = ("checkpoints/last.pt", "model.pt", "config.yaml", "train.csv", "val
 _TRAINING_STATE = ("step", "model", "loss", "optimizer", "scheduler", "scaler", "rng", "history", "val_history")
 
 
+def existing_run(out_dir: str | os.PathLike) -> Path | None:
+    """The first file of a training run in ``out_dir`` (a checkpoint, model.pt,
+    config.yaml or a log), or None: what :meth:`Trainer.fit` refuses to start over."""
+    for name in RUN_FILES:
+        if (Path(out_dir) / name).exists():
+            return Path(out_dir) / name
+    return None
+
+
+def refuse_existing_run(out_dir: str | os.PathLike, hint: str = "choose another --out") -> None:
+    """OutputError when ``out_dir`` holds a training run (before a job spends time on data)."""
+    found = existing_run(out_dir)
+    if found is not None:
+        raise OutputError(f"{out_dir} already holds a training run ({found}); {hint}")
+
+
 def _source(spec) -> str:
     """", <spec>" for messages about a configured dataset."""
     if isinstance(spec, dict) and spec:
@@ -323,12 +339,7 @@ class Trainer:
             lock.release()
 
     def existing_run(self) -> Path | None:
-        """The first file of a training run in out_dir (a checkpoint, model.pt, config.yaml
-        or a log), or None."""
-        for name in RUN_FILES:
-            if (self.out / name).exists():
-                return self.out / name
-        return None
+        return existing_run(self.out)
 
     def _fit(self, callback) -> dict:
         cfg = self.cfg
