@@ -21,6 +21,7 @@ import torch
 from pyface import runtime
 from pyface.io import DigestMemo, atomic_path, file_digest, remove_stale_temps
 from pyface.models import MultiTaskNet
+from pyface.procs import worker_init_fn
 from pyface.runtime import device_name, find_checkpoint
 
 __all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name",
@@ -152,7 +153,7 @@ def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_w
     model = model.to(device).eval()
     size = model.config.input_size
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                         collate_fn=_Collate(size))
+                                         collate_fn=_Collate(size), worker_init_fn=worker_init_fn())
     outs: dict[str, list] = {}
     for b in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         o = runtime.forward(model, b["image"], flip=flip, amp=amp)

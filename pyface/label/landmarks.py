@@ -37,6 +37,7 @@ from pyface.data.sample import DataError
 from pyface.io import atomic_path, job_lock, write_json_atomic
 from pyface.label.labeler import IMAGE_CAUSES, SAMPLE_CAUSES, Labeler
 from pyface.label.shards import open_output
+from pyface.procs import worker_init_fn
 from pyface.runtime import device_name, weights_digest  # noqa: F401 - weights_digest re-exported
 
 __all__ = ["LABEL_SCHEMA", "label_dataset", "weights_digest"]
@@ -167,7 +168,8 @@ def _label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume:
         for k in todo:
             lo, hi = k * shard_size, min(n, (k + 1) * shard_size)
             loader = torch.utils.data.DataLoader(torch.utils.data.Subset(reader, range(lo, hi)), batch_size=batch_size,
-                                                 num_workers=workers, collate_fn=list)
+                                                 num_workers=workers, collate_fn=list,
+                                                 worker_init_fn=worker_init_fn())  # die with this process
             rows = {c: [] for c in ("image", "identity", "landmarks", "pose", "source", "accepted", "n_valid",
                                     "n_kept", "spread", "cause")}
             meta = {"images": 0, "accepted": 0, "seconds": 0.0, "causes": {}, "sample_causes": {},

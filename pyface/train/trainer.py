@@ -42,6 +42,7 @@ from pyface import runtime
 from pyface.errors import CheckpointError, ConfigError, DataError, OutputError
 from pyface.io import FolderLock, remove_stale_temps, write_text_atomic
 from pyface.models import MultiTaskNet, model_config
+from pyface.procs import worker_init_fn
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
 from pyface.train import distributed as Dist
@@ -254,7 +255,8 @@ class Trainer:
         # consume the global RNG (dropout) -- otherwise a resumed run would diverge.
         g = torch.Generator().manual_seed(self.cfg["seed"])
         return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False, generator=g)
+                          pin_memory=self.device.type == "cuda", persistent_workers=False, generator=g,
+                          worker_init_fn=worker_init_fn())  # workers die with the job (pyface.procs)
 
     def prepare(self, batch: dict) -> dict:
         """Move the tensors to the device; resize images (and scale landmarks) to the model
