@@ -140,7 +140,7 @@ def _label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume:
     """``callback(k)`` runs after shard k is written."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    for name, v in (("shard_size", shard_size), ("batch_size", batch_size)):
+    for name, v in (("shard_size", shard_size), ("batch_size", batch_size), ("limit", 1 if limit is None else limit)):
         if int(v) < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
     n = len(dataset) if limit is None else min(len(dataset), int(limit))
