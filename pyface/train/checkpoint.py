@@ -90,7 +90,7 @@ def load_rank(path: str | os.PathLike, rank: int, world_size: int, map_location=
         raise CheckpointError(
             f"{path} was written by {saved} process(es), this run has {world_size}: re-shard it first with "
             f"`pyface checkpoint reshard {path} --world-size {world_size} --out NEW_DIR`")
-    if saved == 1 and "loss" in main:
+    if saved == 1 or "step" not in main:  # single-process (or not a training checkpoint: the caller says so)
         return main
     return merge_state(main, load(shard_path(path.parent, main["step"], rank, saved), map_location))
 

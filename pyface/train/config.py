@@ -229,9 +229,11 @@ def resolve(cfg: dict | None = None) -> dict:
     if moved:
         raise ConfigError("per-task options moved to the tasks section: "
                           + ", ".join(f"loss.{k} -> {_MOVED[k]}" for k in moved))
-    cfg = merge(merge(S.defaults(schema(recipe)), recipe.defaults), cfg)
-    optim = cfg["optim"].get("name") if isinstance(cfg.get("optim"), dict) else None
-    cfg = S.check(cfg, schema(recipe, optim))
+    merged = merge(merge(S.defaults(schema(recipe)), recipe.defaults), cfg)
+    optim = merged["optim"].get("name") if isinstance(merged.get("optim"), dict) else None
+    if isinstance(optim, str) and optimizer_keys(optim):  # that optimizer's own keys get their defaults too
+        merged = merge(merge(S.defaults(schema(recipe, optim)), recipe.defaults), cfg)
+    cfg = S.check(merged, schema(recipe, optim))
     if cfg["model"].get("tasks") is not None and not isinstance(cfg["model"]["tasks"], (list, tuple)):
         raise ConfigError(f"model.tasks: expected a list, got {cfg['model']['tasks']!r}")
     cfg["tasks"] = _tasks(recipe, cfg["tasks"])
