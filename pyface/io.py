@@ -90,6 +90,8 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True):
         if full is not None:
             raise OutputError(f"{path}: no space left on the device ({full.strerror}); the previous file, if any, "
                               "is unchanged and the partial one removed") from exc
+        if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)):
+            raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
         raise
     if fsync:
         fsync_dir(path.parent)
@@ -237,14 +239,22 @@ class FolderLock:
 
     def acquire(self) -> "FolderLock":
         created = not self.folder.exists()
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if not self.folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        except OSError as exc:
+            raise OutputError(f"{self.folder}: cannot use it as the output folder ({exc.strerror or exc})") from exc
         self._key = str(self.folder.resolve())
         if self._key in FolderLock._held:
             FolderLock._held[self._key] += 1
             return self
         path = self.folder / LOCK_FILE
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OutputError(f"{self.folder}: cannot write in the output folder ({exc.strerror or exc})") from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -34,7 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TREE = Path(os.environ.get("PYFACE_FAULT_TREE", HERE.parent)).resolve()
+
+
+def _tree() -> Path:
+    """The pyface under test: PYFACE_FAULT_TREE (tools/fault_table.py), else the one this
+    interpreter imports (the source tree, or the installed wheel in CI)."""
+    if os.environ.get("PYFACE_FAULT_TREE"):
+        return Path(os.environ["PYFACE_FAULT_TREE"]).resolve()
+    import pyface
+
+    return Path(pyface.__file__).resolve().parents[1]
+
+
+TREE = _tree()
 ERROR_LINE = re.compile(r"^pyface( [a-z-]+){1,2}: error: ")
 
 
@@ -677,7 +689,7 @@ def _holding_lock(folder: Path, what: str):
             "with FolderLock(sys.argv[1], sys.argv[2]):\n"
             "    print('locked', flush=True); time.sleep(120)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(folder), what], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(HERE.parent)})  # the lock of today's tree
+                         env={**os.environ, "PYTHONPATH": str(HERE.parent)})  # this checkout's lock (pure Python)
     p.stdout.readline()
     return p
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyface.cli.command import Command, command, existing_file
 from pyface.errors import UsageError
@@ -50,6 +51,9 @@ class Train(Command):
                   + (f"; {ws} ranks ({trainer.dist.backend}), global batch {cfg['data']['batch_size'] * ws}"
                      if ws > 1 else ""))
         resume = args.resume if args.resume not in (None, "") else bool(args.resume == "")
+        if resume is True and main and not trainer.checkpoint_path.exists():
+            print(f"pyface train: note: --resume: no checkpoint in {trainer.out} yet; starting at step 0",
+                  file=sys.stderr)
         metrics = trainer.fit(resume=resume)
         if metrics and main:
             print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
