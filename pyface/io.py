@@ -225,14 +225,17 @@ class FolderLock:
     The lock is an ``flock`` on ``<folder>/.pyface.lock`` (:data:`LOCK_FILE`), so the kernel drops it when
     the process ends (however it ends): a killed job never leaves a stale lock. The file
     records the holder (pid, host, command, start time) for the error a second job gets.
+    Once locked, the temporary files killed writers left anywhere in the folder are
+    removed (:func:`remove_stale_temps`; ``clean=False`` keeps them).
     Re-entrant within one process (a nested lock on the same folder is a no-op).
     """
 
     _held: dict[str, int] = {}
 
-    def __init__(self, folder: str | os.PathLike, what: str = "job"):
+    def __init__(self, folder: str | os.PathLike, what: str = "job", *, clean: bool = True):
         self.folder = Path(folder)
         self.what = what
+        self.clean = clean
         self._fd: int | None = None
         self._key = ""
         self._created = False
@@ -278,6 +281,8 @@ class FolderLock:
         self._fd = fd
         self._created = created
         FolderLock._held[self._key] = 1
+        if self.clean:  # the job (re)opens its folder: a killed writer's temporary files go
+            remove_stale_temps(self.folder, recursive=True)
         return self
 
     def release(self) -> None:

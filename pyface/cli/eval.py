@@ -62,7 +62,7 @@ Examples (real test sets)::
         from pyface.eval import runner, suites
         from pyface.eval.job import evaluate, open_suites, select_suites, summary
         from pyface.eval.report import write_report
-        from pyface.io import FolderLock, remove_stale_temps
+        from pyface.io import FolderLock
 
         device = runner.device_for(args.device)
         model = runner.load_model(args.checkpoint, device)  # fails fast on a bad checkpoint
@@ -71,7 +71,6 @@ Examples (real test sets)::
         out = args.out or "eval_out"
         cache = os.path.join(out, "cache") if args.cache is None else (args.cache or None)
         with FolderLock(out, "evaluation"):  # the report and the cache are this job's until it ends
-            remove_stale_temps(out)
             results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size,
                                workers=args.workers, cache_dir=cache, amp=not args.no_amp,
                                faceness=not args.no_faceness, limit_deg=args.limit_deg, fps_repeats=args.fps_repeats,

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from pyface import runtime
 from pyface.errors import CheckpointError, ConfigError, DataError, OutputError
-from pyface.io import FolderLock, remove_stale_temps, write_text_atomic
+from pyface.io import FolderLock, write_text_atomic
 from pyface.models import MultiTaskNet, model_config
 from pyface.procs import worker_init_fn
 from pyface.train import checkpoint as ckpt
@@ -323,8 +323,7 @@ class Trainer:
         try:
             if main:
                 try:
-                    lock.acquire()
-                    remove_stale_temps(self.out, recursive=True)  # a killed run's uncommitted files
+                    lock.acquire()  # also removes a killed run's uncommitted files
                     if not resume and self.resumed_from is None:
                         existing = self.existing_run()
                         if existing is not None:
