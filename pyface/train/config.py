@@ -16,8 +16,14 @@ A config file only needs what differs from DEFAULTS and the recipe's defaults, e
     optim: {epochs: 20}              # SGD lr 0.01 x 0.9 per epoch by default
     amp: bf16                        # none | bf16 | fp16 (fp16 uses a grad scaler)
 
-A dataset spec names a class or factory of ``pyface.data`` in ``type``; the other keys
-are its keyword arguments. The model's heads follow from the enabled tasks.
+A dataset spec names a dataset type of ``pyface.data.DATASETS`` in ``type``; the other
+keys are its keyword arguments. The model's heads follow from the enabled tasks.
+
+Every setting is declared once in :data:`SCHEMA` (a :class:`pyface.schema.Key`: default,
+type, range, whether a resumed run may change it); :func:`resolve` checks a whole config
+against it before anything is opened or written, naming every bad key in one line.
+Adding a setting is one line there (or in the registry entry that owns it: a task's
+``defaults``, ``register_optimizer(..., keys=)``, ``register_recipe(..., keys=)``).
 """
 from __future__ import annotations
 
@@ -87,12 +93,6 @@ def _registered(registry: Registry) -> Callable[[str], str | None]:
     return check
 
 
-def _dataset(v) -> str | None:
-    """A dataset spec mapping is checked (type and keys) when the config is resolved;
-    anything else (a path, a dataset given to the Trainer) when it is opened."""
-    return None
-
-
 _BN = "BatchNorm needs at least 2 samples per batch on each rank"
 
 #: The whole configuration, one :class:`pyface.schema.Key` per setting (type, range,
@@ -108,8 +108,10 @@ SCHEMA: dict = {
     "model": {"preset": Key(None, str)},  # + the ModelConfig fields (_model_schema); heads come from the tasks
     "tasks": Key(None, (dict, list)),     # {task: options | false} over the recipe's tasks, or a list of tasks
     "data": {
-        "train": Key(None, ANY, nullable=True, check=_dataset),
-        "val": Key(None, ANY, may_change=True, check=_dataset),
+        # a {type: ...} spec is checked in resolve() (pyface.data.spec.check_spec); a path or a
+        # dataset given to the Trainer when it is opened
+        "train": Key(None, ANY),
+        "val": Key(None, ANY, may_change=True),
         "batch_size": Key(64, int, ge=2, why=_BN),  # per rank
         "num_workers": Key(0, int, ge=0, may_change=True),
         "val_batch_size": Key(128, int, ge=1, may_change=True),
