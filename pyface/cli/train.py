@@ -41,6 +41,10 @@ class Train(Command):
         if args.reference_ops:
             over["loss"] = {"fused": False}
         cfg = load_config(args.config, over)
+        if args.resume is None:  # at once, not after the datasets and the model are built (fit checks again)
+            from pyface.train.trainer import refuse_existing_run
+
+            refuse_existing_run(cfg["out_dir"], "pass --resume to continue it, or choose another out_dir (--out-dir)")
         trainer = Trainer(cfg)
         main = trainer.dist.is_main
         counts = trainer.model.parameter_counts()
