@@ -606,8 +606,9 @@ def _kill_and_resume(w, argv, ready, resume_argv, check_done, what: str) -> Outc
 def _(w):
     out = w.fresh("t")
     cfg = w.config(out, max_steps=200, checkpoint_every=2, workers=2)
-    ok = lambda: (out / "checkpoints" / "last.pt").exists() and (out / "train.csv").exists() and \
-        len((out / "train.csv").read_text().splitlines()) > 4  # noqa: E731
+    def ok():  # checkpoints and logs written, the DataLoader workers running
+        return (out / "checkpoints" / "last.pt").exists() and (out / "train.csv").exists() and \
+            len((out / "train.csv").read_text().splitlines()) > 4 and len(processes_naming(str(cfg))) >= 3
 
     def done():
         import torch
@@ -824,8 +825,10 @@ def _(w):
                                                                       w.good_label / "manifest.parquet"),
                 "no temporary file left": temps(out) == []}
 
-    return _kill_and_resume(w, argv, lambda: (out / "part-000001.parquet").exists(), [*argv, "--resume"], done,
-                            "labeling")
+    def ready():  # a shard is committed and the next one's DataLoader workers are running
+        return (out / "part-000001.parquet").exists() and len(processes_naming(str(out))) >= 3
+
+    return _kill_and_resume(w, argv, ready, [*argv, "--resume"], done, "labeling")
 
 
 # -- label identities
