@@ -14,7 +14,7 @@ import torch
 from utils import NEUTRAL_CWD, subprocess_env
 
 from pyface import runtime as R
-from pyface.errors import CheckpointError
+from pyface.errors import CheckpointError, OutputError
 from pyface.label.shards import open_output
 from pyface.models import build_model
 
@@ -122,8 +122,10 @@ def test_killed_checkpoint_write_keeps_the_previous_file(tmp_path, what):
             return {"image": torch.full((3, 32, 32), i * 10, dtype=torch.uint8), "landmarks": torch.rand(68, 2) * 32,
                     "pose": torch.zeros(3), "identity": torch.tensor(i % 2), "source": "t"}
 
-    Trainer(cfg, Faces()).fit()
+    with pytest.raises(OutputError, match="already holds a training run"):  # nor is the run overwritten
+        Trainer(cfg, Faces()).fit()
     assert _temps(folder) == [] and _temps(tmp_path / "run") == []
+    assert (folder / what).read_bytes() == before
 
 
 def test_killed_shard_write_is_never_read_and_is_removed_on_resume(tmp_path):

@@ -62,6 +62,7 @@ Examples (real test sets)::
         from pyface.eval import runner, suites
         from pyface.eval.job import evaluate, open_suites, select_suites, summary
         from pyface.eval.report import write_report
+        from pyface.io import FolderLock
 
         device = runner.device_for(args.device)
         model = runner.load_model(args.checkpoint, device)  # fails fast on a bad checkpoint
@@ -69,11 +70,12 @@ Examples (real test sets)::
         data = open_suites(ts, select_suites(args.what, model, ts))  # every reader checks its files first
         out = args.out or "eval_out"
         cache = os.path.join(out, "cache") if args.cache is None else (args.cache or None)
-        results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size, workers=args.workers,
-                           cache_dir=cache, amp=not args.no_amp, faceness=not args.no_faceness,
-                           limit_deg=args.limit_deg, fps_repeats=args.fps_repeats, fps_batches=fps_batches,
-                           progress=not args.no_progress)
-        paths = write_report(results, out)
+        with FolderLock(out, "evaluation"):  # the report and the cache are this job's until it ends
+            results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size,
+                               workers=args.workers, cache_dir=cache, amp=not args.no_amp,
+                               faceness=not args.no_faceness, limit_deg=args.limit_deg, fps_repeats=args.fps_repeats,
+                               fps_batches=fps_batches, progress=not args.no_progress)
+            paths = write_report(results, out)
         print(summary(results))
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0

@@ -33,6 +33,13 @@ def select_suites(what: str, model, test_sets) -> set[str]:
             need.add("aflw2000")
         if "pose" in outs and ts.biwi:
             need.add("biwi")
+        if not need:  # "all" of nothing would report only the speed, as if it had evaluated
+            given = [p for p, have in (("*.bin", ts.bins), ("IJB-C", ts.ijbc), ("AFLW2000-3D", ts.aflw2000),
+                                       ("BIWI", ts.biwi)) if have]
+            raise DataError("eval all: no test set this model can be evaluated on (found: "
+                            f"{', '.join(given) or 'none'}; the model gives {sorted(outs)}); give --data-root with "
+                            "*.bin, IJBC/, AFLW2000/ or BIWI*.npz (or --bin/--ijbc/--aflw2000/--biwi), or run "
+                            "`pyface eval fps` for the speed alone")
         return need
     if what == "pose":
         runner.require_outputs(model, ["pose"], "head pose evaluation")

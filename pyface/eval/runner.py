@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from pyface import runtime
-from pyface.io import atomic_path, remove_stale_temps
+from pyface.io import DigestMemo, atomic_path, file_digest, remove_stale_temps
 from pyface.models import MultiTaskNet
+from pyface.procs import worker_init_fn
 from pyface.runtime import device_name, find_checkpoint
 
 __all__ = ["load_model", "require_outputs", "find_checkpoint", "infer", "measure_fps", "device_for", "device_name",
@@ -92,15 +93,22 @@ class _Collate:
         return out
 
 
-def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool) -> str:
-    """Folder name for :func:`infer`'s shard cache: changes with the checkpoint file
-    (path, size, mtime), the data set and its length, and the flip setting."""
+def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool, files=(), *, amp=True,
+              memo: DigestMemo | None = None) -> str:
+    """Folder name for :func:`infer`'s shard cache, keyed on content: a digest of the
+    model's weights (the tensors themselves, :func:`pyface.runtime.weights_digest`, not
+    the checkpoint file's name or date) and config, of every file of the test set
+    (``files``, in order: :func:`pyface.io.file_digest`, remembered in ``memo`` while a
+    file's device/inode/size/mtime/ctime are unchanged), the set's name and length, and
+    the flip and AMP settings. A test set replaced by another file of the same name and
+    size, or retrained weights in the same path, get a new folder."""
     import hashlib
+    import json
 
-    src = getattr(model, "checkpoint_path", None)
-    st = os.stat(src) if src and os.path.exists(src) else None
-    ident = f"{src}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}:{name}:{n}:{flip}:{model.config}"
-    return f"{name}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
+    digests = [(os.path.basename(str(f)), file_digest(f, memo)) for f in files]
+    ident = json.dumps({"weights": runtime.weights_digest(model), "config": str(model.config), "name": name,
+                        "n": int(n), "flip": bool(flip), "amp": str(amp), "files": digests}, sort_keys=True)
+    return f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
 
 
 def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, amp=True,
@@ -145,7 +153,7 @@ def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_w
     model = model.to(device).eval()
     size = model.config.input_size
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                                         collate_fn=_Collate(size))
+                                         collate_fn=_Collate(size), worker_init_fn=worker_init_fn())
     outs: dict[str, list] = {}
     for b in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         o = runtime.forward(model, b["image"], flip=flip, amp=amp)
@@ -169,6 +177,8 @@ def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precision
     ``warmup`` untimed calls, then up to ``repeats`` timed calls (fewer when one
     configuration would take longer than ``max_seconds``); median and IQR of the
     per-call throughput, and the device name."""
+    if int(repeats) < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     device = runtime.resolve_device(device) if device is not None else next(model.parameters()).device
     model = model.to(device).eval()
     size = model.config.input_size

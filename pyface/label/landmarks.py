@@ -34,10 +34,11 @@ import torch
 from pyface.data.base import FaceDataset
 from pyface.data.manifest import MANIFEST_SCHEMA
 from pyface.data.sample import DataError
-from pyface.io import atomic_path, write_json_atomic
+from pyface.io import atomic_path, job_lock, write_json_atomic
 from pyface.label.labeler import IMAGE_CAUSES, SAMPLE_CAUSES, Labeler
 from pyface.label.shards import open_output
-from pyface.runtime import device_name
+from pyface.procs import worker_init_fn
+from pyface.runtime import device_name, weights_digest  # noqa: F401 - weights_digest re-exported
 
 __all__ = ["LABEL_SCHEMA", "label_dataset", "weights_digest"]
 
@@ -49,21 +50,6 @@ LABEL_SCHEMA = pa.schema(list(MANIFEST_SCHEMA) + [
     pa.field("spread", pa.float32(), nullable=False),
     pa.field("cause", pa.string(), nullable=False),
 ], metadata=MANIFEST_SCHEMA.metadata)
-
-
-def weights_digest(module: torch.nn.Module | None) -> str | None:
-    """SHA-256 over a module's state dict (names, shapes and bytes): identifies the net in
-    the resume check whatever file it came from."""
-    if module is None:
-        return None
-    import hashlib
-
-    h = hashlib.sha256()
-    for k, v in module.state_dict().items():
-        h.update(k.encode())
-        h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    return h.hexdigest()
 
 
 def _ref(ds, i: int) -> str:
@@ -139,14 +125,22 @@ def summarize(metas: list[dict], extra: dict) -> dict:
             "images_per_s": images / seconds if seconds else math.nan, "seconds_by_stage": timings, **extra}
 
 
-def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: bool = False,
-                  shard_size: int = 1024, batch_size: int = 64, workers: int = 0, on_error: str = "raise",
-                  progress: bool = True, data_spec=None, limit: int | None = None, callback=None) -> dict:
+def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, **kw) -> dict:
     """Label every image of ``dataset`` (any pyface dataset) into ``out`` (see the module
-    docstring); returns the summary. ``callback(k)`` runs after shard k is written."""
+    docstring; keywords: those of :func:`_label_dataset`); returns the summary. ``out``
+    is locked for the job's lifetime (:func:`pyface.io.job_lock`: a second job is
+    refused naming the holder)."""
+    with job_lock(out, "labeling run"):
+        return _label_dataset(dataset, labeler, out, **kw)
+
+
+def _label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: bool = False,
+                   shard_size: int = 1024, batch_size: int = 64, workers: int = 0, on_error: str = "raise",
+                   progress: bool = True, data_spec=None, limit: int | None = None, callback=None) -> dict:
+    """``callback(k)`` runs after shard k is written."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    for name, v in (("shard_size", shard_size), ("batch_size", batch_size)):
+    for name, v in (("shard_size", shard_size), ("batch_size", batch_size), ("limit", 1 if limit is None else limit)):
         if int(v) < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
     n = len(dataset) if limit is None else min(len(dataset), int(limit))
@@ -174,7 +168,8 @@ def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: 
         for k in todo:
             lo, hi = k * shard_size, min(n, (k + 1) * shard_size)
             loader = torch.utils.data.DataLoader(torch.utils.data.Subset(reader, range(lo, hi)), batch_size=batch_size,
-                                                 num_workers=workers, collate_fn=list)
+                                                 num_workers=workers, collate_fn=list,
+                                                 worker_init_fn=worker_init_fn())  # die with this process
             rows = {c: [] for c in ("image", "identity", "landmarks", "pose", "source", "accepted", "n_valid",
                                     "n_kept", "spread", "cause")}
             meta = {"images": 0, "accepted": 0, "seconds": 0.0, "causes": {}, "sample_causes": {},

@@ -25,6 +25,7 @@ from pyface.errors import CheckpointError
 from pyface.label.landmarks import weights_digest
 from pyface.label.shards import config_hash, open_output
 from pyface.models import MultiTaskNet
+from pyface.procs import worker_init_fn
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_FACE_CROP_AREA", "FRNet", "IdentityEmbeddings", "embed_identities",
            "pair_scores"]
@@ -201,7 +202,7 @@ def embed_identities(name: str, dataset, net_a: FRNet, net_b: FRNet, out_dir: st
         size = max(net_a.input_size, net_b.input_size)
         frames = _Frames(dataset, size, float(face_crop_area), labels)
         loader = torch.utils.data.DataLoader(frames, batch_sampler=_unit_batches([units[k] for k in todo], batch_size),
-                                             num_workers=workers,
+                                             num_workers=workers, worker_init_fn=worker_init_fn(),
                                              pin_memory=net_a.device.type == "cuda")
         bar = None
         if progress:
@@ -292,7 +293,8 @@ def pair_scores(net: FRNet, images, batch_size: int, workers: int = 0) -> np.nda
         batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
     else:
         frames = _Frames(images, net.input_size, 1.0)
-        loader = torch.utils.data.DataLoader(frames, batch_size=batch_size, num_workers=workers)
+        loader = torch.utils.data.DataLoader(frames, batch_size=batch_size, num_workers=workers,
+                                             worker_init_fn=worker_init_fn())
         batches = (b["image"] for b in loader)
     e = torch.cat([net.embed(b).cpu() for b in batches])
     return (e[0::2] * e[1::2]).sum(1).numpy()

@@ -20,7 +20,7 @@ import numpy as np
 
 from pyface.data.base import FaceDataset
 from pyface.errors import ConfigError, DataError, OutputError
-from pyface.io import write_json_atomic
+from pyface.io import job_lock, write_json_atomic
 from pyface.label.identities.embed import (
     DEFAULT_CHUNK,
     DEFAULT_FACE_CROP_AREA,
@@ -180,14 +180,18 @@ def _open_inputs(c: IdentitiesConfig, name_of) -> _Inputs:
     files = shard_files(c.landmarks, name_of("landmarks")) if c.landmarks is not None else None
     if files:
         check_sources(files, resolver, name_of("datasets"))
-    for n in every:
+    _refuse_existing(c, every, name_of)
+    fa = c.net_a if isinstance(c.net_a, FRNet) else FRNet(c.net_a, name_of("net_a"), device=c.device, amp=c.amp)
+    fb = c.net_b if isinstance(c.net_b, FRNet) else FRNet(c.net_b, name_of("net_b"), device=c.device, amp=c.amp)
+    return _Inputs(built, semi, pairs, resolver, files, fa, fb)
+
+
+def _refuse_existing(c: IdentitiesConfig, names, name_of) -> None:
+    for n in names:
         folder = os.path.join(c.out, "embeddings", n)
         if not c.resume and os.path.exists(os.path.join(folder, "config.json")):
             raise OutputError(f"{folder} already holds a run; set {name_of('resume')} to continue it or choose "
                               f"another {name_of('out')}")
-    fa = c.net_a if isinstance(c.net_a, FRNet) else FRNet(c.net_a, name_of("net_a"), device=c.device, amp=c.amp)
-    fb = c.net_b if isinstance(c.net_b, FRNet) else FRNet(c.net_b, name_of("net_b"), device=c.device, amp=c.amp)
-    return _Inputs(built, semi, pairs, resolver, files, fa, fb)
 
 
 def _calibrate(c: IdentitiesConfig, inp: _Inputs, name_of) -> dict:
@@ -232,12 +236,20 @@ def _embed(c: IdentitiesConfig, inp: _Inputs, name_of) -> tuple[list[IdentityEmb
 
 def run_identities(config: IdentitiesConfig, *, name_of: Callable[..., str] = field_name) -> dict:
     """Algorithm 2 end to end; returns the summary (also written to ``OUT/summary.json``).
+    ``OUT`` is locked for the job's lifetime (:func:`pyface.io.job_lock`).
 
     ``name_of(field, key=None)``: how errors name a configuration field (default
     :func:`field_name`; the command line maps fields to its flags)."""
     t_start = time.perf_counter()
+    inp = _open_inputs(config, name_of)  # reads only: a bad input fails before OUT exists
+    with job_lock(config.out, "identities run"):
+        _refuse_existing(config, list(inp.datasets) + ([config.semi_name] if inp.semi is not None else []),
+                         name_of)  # again, under the lock
+        return _run_identities(config, inp, name_of, t_start)
+
+
+def _run_identities(config: IdentitiesConfig, inp: _Inputs, name_of: Callable[..., str], t_start: float) -> dict:
     c = config
-    inp = _open_inputs(c, name_of)
     fa, fb = inp.net_a, inp.net_b
     os.makedirs(c.out, exist_ok=True)
     timing = {}
