@@ -118,10 +118,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False, which=None) -> list[Path]:
     """Remove the temporary files of :func:`atomic_path` in ``folder`` whose writer
     process is gone (a killed job's; they can hold a full disk's last gigabytes).
-    Returns the removed paths. Temporary files of live processes are left alone."""
+    Returns the removed paths. Temporary files of live processes are left alone.
+    ``which(name)``: only temporary files of targets so named (a job-array part cleans
+    its own shards' and leaves alone those another machine's process may be writing)."""
     folder = Path(folder)
     removed = []
     if not folder.is_dir():
@@ -130,7 +132,7 @@ def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> li
     for dirpath, _, files in walk:
         for f in files:
             m = _TEMP.match(f)
-            if m and not _pid_alive(int(m.group("pid"))):
+            if m and (which is None or which(m.group("name"))) and not _pid_alive(int(m.group("pid"))):
                 p = Path(dirpath) / f
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
