@@ -16,7 +16,8 @@ as an uninterrupted one.
 
 :func:`open_output` refuses to mix runs: an existing ``DIR`` is only continued with
 ``resume=True`` and the same configuration hash; otherwise it raises ``ValueError``
-naming the keys that differ. Shared by ``pyface label landmarks`` and
+naming the keys that differ (:class:`~pyface.errors.UsageError` /
+:class:`~pyface.errors.ConfigError`, both ValueErrors). Shared by ``pyface label landmarks`` and
 ``pyface label identities``.
 
 Deterministic files: a shard's bytes depend only on its rows and counts, so the same
@@ -45,7 +46,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pyface.errors import DataError, OutputError
+from pyface.errors import ConfigError, DataError, OutputError, UsageError
 from pyface.io import atomic_path, fsync_dir, remove_stale_temps, write_json_atomic
 
 __all__ = ["ShardedOutput", "open_output", "open_shared", "reopen", "config_hash", "write_json_atomic", "SHARD_META"]
@@ -162,11 +163,11 @@ def open_output(root: str | os.PathLike, config: dict, resume: bool = False, uni
     if cfg_path.exists():
         stored = json.loads(cfg_path.read_text())
         if not resume:
-            raise ValueError(f"{root} already holds a labeling run ({cfg_path}); pass --resume to continue it "
+            raise UsageError(f"{root} already holds a labeling run ({cfg_path}); pass --resume to continue it "
                              "or choose a new --out")
         if stored.get("hash") != h:
             keys = _diff(stored.get("config", {}), json.loads(json.dumps(config, default=str)))
-            raise ValueError(f"{root}: cannot resume, the configuration changed ({', '.join(keys) or 'hash'}); "
+            raise ConfigError(f"{root}: cannot resume, the configuration changed ({', '.join(keys) or 'hash'}); "
                              "rerun with the original settings or choose a new --out")
         remove_stale_temps(root)
         remove_stale_temps(root / TIMING_DIR)
@@ -205,7 +206,7 @@ def _join(root: Path, config: dict, resume: bool, units: int, part) -> ShardedOu
     stored = json.loads(cfg_path.read_text())
     if stored.get("hash") != h:
         keys = _diff(stored.get("config", {}), json.loads(json.dumps(config, default=str)))
-        raise ValueError(f"{root}: part {part} has another configuration than the run already there "
+        raise ConfigError(f"{root}: part {part} has another configuration than the run already there "
                          f"({', '.join(keys) or 'hash'}); every part of a job array needs the same arguments")
     out = ShardedOutput(root, config, stored.get("units", units))
     mine = set(part.units(units))
