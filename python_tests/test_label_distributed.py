@@ -301,3 +301,101 @@ def test_cpu_workers_die_with_a_killed_parent(data, tmp_path):
     p.kill()  # SIGKILL: no atexit, no executor shutdown -- only the kernel's parent-death signal
     p.wait()
     _wait_for(lambda: not any(_alive(w) for w in pids), timeout=10, what="the workers of a killed parent to end")
+
+
+# ----------------------------------------------------------------------------- label identities
+def _identity_outputs(out: Path) -> dict[str, bytes]:
+    """The deterministic files of a `label identities` run: every embedding unit, the
+    identity map, the merges, the PLTD manifest."""
+    files = sorted(p for p in out.rglob("*") if p.is_file() and (p.suffix in (".parquet", ".csv"))
+                   and "timing" not in p.parts)
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+def _identity_summary(out: Path) -> dict:
+    s = json.loads((out / "summary.json").read_text())
+    s.pop("seconds")
+    return s
+
+
+@pytest.fixture(scope="module")
+def fr_data(tmp_path_factory):
+    """Two FR datasets (folder + RecordIO, shared persons), two FR checkpoints, a
+    calibration .bin and Algorithm-1 shards of dataset A (python_tests/test_label_identities.py)."""
+    from test_label_identities import PERSONS_A, PERSONS_B, person_image, samples, write_alg1_shards
+
+    from pyface.data import ImageFolderFaces, write_recordio
+    from pyface.data.verification_bin import write_bin
+    from pyface.models import build_model
+
+    root = tmp_path_factory.mktemp("ids")
+    write_image_folder(str(root / "A"), samples(PERSONS_A, salt=1))
+    write_recordio(str(root / "B" / "train.rec"), samples(PERSONS_B, salt=2))
+    for name in ("a", "b"):
+        torch.manual_seed(len(name) + 10 * (name == "b"))
+        m = build_model("iresnet-tiny-multi")
+        torch.save({"model": m.state_dict(), "model_config": m.config.to_dict()}, root / f"{name}.pt")
+    imgs, same = [], []
+    for p in range(4):
+        imgs += [person_image(p, 0, salt=5), person_image(p, 1, salt=5),
+                 person_image(p, 2, salt=5), person_image((p + 1) % 4, 2, salt=5)]
+        same += [True, False]
+    write_bin(str(root / "pairs.bin"), [x.permute(1, 2, 0).numpy() for x in imgs], same, ext=".png")
+    write_alg1_shards(root / "lm", [("A", ImageFolderFaces(str(root / "A")))])
+    return root
+
+
+def _identities_args(d, out, *extra):
+    return ["label", "identities", "--dataset", f"A={d / 'A'}", "--dataset", f"B={d / 'B' / 'train.rec'}",
+            "--net-a", d / "a.pt", "--net-b", d / "b.pt", "--calibrate", d / "pairs.bin", "--landmarks", d / "lm",
+            "--out", out, "--chunk-size", "5", "--batch-size", "3", "--workers", "0", "--no-progress",
+            "--device", "cpu", *extra]
+
+
+def test_identities_two_ranks_and_job_array_equal_one_process(fr_data, tmp_path, capsys):
+    assert _main(*_identities_args(fr_data, tmp_path / "one")) == 0
+    ref = _identity_outputs(tmp_path / "one")
+    # 24 images per dataset in units of 5: 5 units each (3 + 2 per rank), plus the final files
+    assert len([f for f in ref if f.startswith("embeddings/A/part-")]) == 5 and "manifest.parquet" in ref
+    p = torchrun(*_identities_args(fr_data, tmp_path / "tr"))
+    log = finish(p)
+    assert p.returncode == 0, log
+    assert log.count("identities: 16 before") == 1, log
+    assert _identity_outputs(tmp_path / "tr") == ref  # unit sums, identity map, merges, manifest: same bytes
+    ranks = {json.loads(f.read_text())["rank"] for f in (tmp_path / "tr" / "embeddings" / "A" / "timing").iterdir()}
+    assert ranks == {0, 1}
+    s1, s2 = _identity_summary(tmp_path / "one"), _identity_summary(tmp_path / "tr")
+    assert s1 == s2
+    # a job array: the parts embed; finalize checks the units, calibrates, merges, writes
+    parts = tmp_path / "parts"
+    assert _main(*_identities_args(fr_data, parts, "--part", "1/2")) == 0
+    capsys.readouterr()
+    assert _main("label", "finalize", parts) == 2
+    assert "embedding units missing" in capsys.readouterr().err
+    assert _main(*_identities_args(fr_data, parts, "--part", "2/2")) == 0
+    assert not (parts / "manifest.parquet").exists()
+    assert _main("label", "finalize", parts) == 0
+    assert {k: v for k, v in _identity_outputs(parts).items()} == ref
+    assert _identity_summary(parts) == s1
+
+
+def test_identity_sums_are_added_in_unit_order():
+    """The reduction adds unit sums in unit order (never in the order ranks finished), so
+    values whose float sum depends on the order come out the same for any split."""
+    import tempfile
+
+    from pyface.label.identities.embed import _reduce, _unit_table
+    from pyface.label.shards import open_output
+
+    vals = [1e16, 1.0, -1e16, 1.0, 3.0]  # in this order: ((1e16 + 1) - 1e16) + 1 + 3 = 4.0
+    with tempfile.TemporaryDirectory() as d:
+        out = open_output(d, {"t": 1}, units=5)
+        for k in (4, 2, 0, 3, 1):  # written in another order, as ranks would
+            t, meta = _unit_table([torch.tensor([7])], [torch.tensor([[vals[k]]], dtype=torch.float64)],
+                                  [torch.tensor([[0.0]], dtype=torch.float64)], 1, 1)
+            out.write(k, t, {**meta, "images": 1})
+        g = _reduce("x", out, 1, 1, None)
+    expect = 0.0
+    for v in vals:
+        expect += v
+    assert g.sum_a[0, 0] == expect == 4.0 and g.counts[0] == 5
