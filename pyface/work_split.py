@@ -63,30 +63,21 @@ def parse_part(text: str | None, flag: str = "--part") -> Part | None:
     return Part(k - 1, n)
 
 
-def _context():
-    from pyface.distributed import DistContext
-
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover - torch always has it on Linux
-        return DistContext()
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return DistContext(dist.get_rank(), dist.get_world_size(), 0, dist.group.WORLD, dist.get_backend())
-    return DistContext()
-
-
 @dataclass
 class WorkSplit:
     """This process's place in a job's division of work: ``ctx`` (rank / world size of the
-    process group, :class:`pyface.distributed.DistContext`) and ``part`` (job array, or
-    None). ``WorkSplit()`` is one process doing everything."""
+    process group from :func:`pyface.distributed.setup`) and ``part`` (job array, or
+    None). ``WorkSplit()`` is one process doing everything -- never an implicit use of a
+    process group that exists for another reason (a training job's validation)."""
 
     ctx: object = None
     part: Part | None = None
 
     def __post_init__(self):
         if self.ctx is None:
-            self.ctx = _context()
+            from pyface.distributed import DistContext
+
+            self.ctx = DistContext()
 
     # ------------------------------------------------------------------ who
     @property

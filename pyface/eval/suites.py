@@ -1,5 +1,7 @@
 """The papers' benchmarks end to end: find the test sets, check them, run the model,
-apply the protocols. Every reader is constructed (and its meta data checked) before
+apply the protocols. Under torchrun (``split`` in the keywords, see
+:func:`pyface.eval.runner.infer`) every rank infers its shards and the protocols run
+once, on rank 0; the suites return None on the other ranks. Every reader is constructed (and its meta data checked) before
 any inference, so a bad path or file fails in seconds, not after hours.
 
 Data layout under ``--data-root`` (each part optional, each overridable by a flag):
@@ -87,8 +89,10 @@ def eval_verification(model, sets: list[VerificationBin], **kw) -> dict:
     require_outputs(model, ["embedding"], "face verification")
     out = {}
     for ds in sets:
-        emb = infer(model, ds, flip=True, desc=f"verification {ds.name}",
-                    **_cached(kw, model, ds.name, len(ds), True))["embedding"]
+        o = infer(model, ds, flip=True, desc=f"verification {ds.name}", **_cached(kw, model, ds.name, len(ds), True))
+        if o is None:  # a rank other than 0: the protocol runs once, on rank 0
+            continue
+        emb = o["embedding"]
         r = verification_accuracy(emb[0::2], emb[1::2], ds.issame)
         out[ds.name] = {**r, "pairs": int(len(ds.issame))}
     return out
@@ -101,6 +105,8 @@ def eval_ijbc(model, meta: IJBC, faceness: bool = True, fars=DEFAULT_FARS, **kw)
     require_outputs(model, ["embedding"], "IJB-C verification")
     o = infer(model, meta.faces(model.config.input_size), flip=True, desc="IJB-C",
               **_cached(kw, model, meta.target.lower(), len(meta), True))
+    if o is None:
+        return None
     feats = o["embedding"] * (meta.faceness[:, None] if faceness else 1.0)
     has_pose = "pose" in o
     yaw = o["pose"][:, 0] if has_pose else np.zeros(len(feats))
@@ -117,6 +123,8 @@ def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
     if not have & {"pose", "landmarks"}:
         require_outputs(model, ["pose"], "AFLW2000-3D")
     o = infer(model, ds, desc="AFLW2000-3D", **_cached(kw, model, "aflw2000", len(ds), False))
+    if o is None:
+        return None
     out = {"images": int(len(ds))}
     if "pose" in o:
         out["pose"] = pose_mae(o["pose"], o["pose_gt"], limit_deg=limit_deg)
@@ -130,5 +138,7 @@ def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
 def eval_biwi(model, ds: BIWI, limit_deg: float = 99.0, **kw) -> dict:
     require_outputs(model, ["pose"], "BIWI head pose")
     o = infer(model, ds, desc="BIWI", **_cached(kw, model, "biwi", len(ds), False))
+    if o is None:
+        return None
     return {"images": int(len(ds)), "pose": pose_mae(o["pose"], o["pose_gt"], limit_deg=limit_deg),
             "pose_errors": np.abs(o["pose"] - o["pose_gt"]).tolist()}

@@ -205,9 +205,8 @@ def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: 
     """Label every image of ``dataset`` (any pyface dataset) into ``out`` (see the module
     docstring); returns the summary. ``callback(k)`` runs after shard k is written.
 
-    ``split`` (:class:`pyface.work_split.WorkSplit`, default: this process alone, or this
-    rank of the torchrun job when a process group exists): which shards this process
-    labels. Under torchrun every rank labels its share, and after a barrier rank 0 writes
+    ``split`` (:class:`pyface.work_split.WorkSplit`, default: this process alone): which
+    shards this process labels. Under torchrun every rank labels its share, and after a barrier rank 0 writes
     manifest.parquet and summary.json (:func:`finalize_landmarks`); a job-array part
     (``split.part``) writes its shards only. Returns the summary where it was written,
     else None."""

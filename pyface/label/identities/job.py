@@ -244,8 +244,8 @@ def run_identities(config: IdentitiesConfig, *, name_of: Callable[..., str] = fi
     ``name_of(field, key=None)``: how errors name a configuration field (default
     :func:`field_name`; the command line maps fields to its flags).
 
-    ``split`` (:class:`pyface.work_split.WorkSplit`; default: this rank of the torchrun
-    job, or the only process): the embedding pass -- two FR nets over every image, the
+    ``split`` (:class:`pyface.work_split.WorkSplit`; default: this process alone): the
+    embedding pass -- two FR nets over every image, the
     expensive part -- is dealt to the ranks by units of ``chunk_size`` images; the
     per-identity sums are added in unit order, so they are the same bit for bit for any
     number of ranks. Calibration, the duplicate search, the merge and the manifest run on
