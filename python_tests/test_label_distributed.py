@@ -399,3 +399,56 @@ def test_identity_sums_are_added_in_unit_order():
     for v in vals:
         expect += v
     assert g.sum_a[0, 0] == expect == 4.0 and g.counts[0] == 5
+
+
+# ----------------------------------------------------------------------------- memory per rank
+def _memory_rank(rank, port, out, result):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import psutil
+    from test_label_cli import _CheapNet, _Tiny
+
+    from pyface.distributed import run_job, setup
+    from pyface.label import Labeler
+    from pyface.label.landmarks import label_dataset
+    from pyface.work_split import WorkSplit
+
+    def job():
+        ctx, _ = setup(torch.device("cpu"))
+        proc, rss = psutil.Process(), []
+        with Labeler(_CheapNet(), mediapipe=False, views=2, device="cpu", batch_size=2000, cpu_workers=1) as lab:
+            label_dataset(_Tiny(), lab, out, shard_size=2000, batch_size=1000, progress=False, split=WorkSplit(ctx),
+                          callback=lambda k: rss.append(proc.memory_info().rss))
+        Path(result).write_text(json.dumps(rss))
+
+    run_job(job)
+
+
+def test_memory_bounded_per_rank(tmp_path):
+    """As the single-process test (test_label_cli.py): 20k images in shards of 2000, now
+    5 shards per rank, with a CPU worker and one batch in flight: a rank's memory is one
+    shard of rows plus the prefetch, not its share of the data set."""
+    pytest.importorskip("psutil")
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_memory_rank, args=(r, port, str(tmp_path / "o"), str(tmp_path / f"rss{r}.json")))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=600)
+    assert [p.exitcode for p in procs] == [0, 0]
+    for r in range(2):
+        rss = json.loads((tmp_path / f"rss{r}.json").read_text())
+        assert len(rss) == 5
+        growth = (rss[4] - rss[1]) / 2**20
+        assert growth < 40, f"rank {r}: RSS grew by {growth:.0f} MiB between its shard 2 and 5 (not streaming?)"
+        print(f"rank {r}: RSS growth between its shard 2 and 5: {growth:.1f} MiB")
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["images"] == 20_000
