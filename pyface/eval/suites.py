@@ -1,8 +1,8 @@
 """The papers' benchmarks end to end: find the test sets, check them, run the model,
-apply the protocols. Under torchrun (``split`` in the keywords, see
-:func:`pyface.eval.runner.infer`) every rank infers its shards and the protocols run
-once, on rank 0; the suites return None on the other ranks. Every reader is constructed (and its meta data checked) before
-any inference, so a bad path or file fails in seconds, not after hours.
+apply the protocols. Every reader is constructed (and its meta data checked) before
+any inference, so a bad path or file fails in seconds, not after hours. Under torchrun
+(``split`` in the keywords, see :func:`pyface.eval.runner.infer`) every rank infers its
+shards and the protocols run once, on rank 0; the suites return None on the other ranks.
 
 Data layout under ``--data-root`` (each part optional, each overridable by a flag):
 ``*.bin`` (insightface verification sets: lfw, cfp_fp, agedb_30, ...), ``IJBC/``

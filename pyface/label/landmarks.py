@@ -18,6 +18,16 @@ masks. ``image`` is the absolute file path (``<file.rec>#<key>`` for RecordIO,
 ``DIR/manifest.parquet`` (all rows) and ``DIR/summary.json`` are written (atomically).
 A manifest input's optional ``box`` column (``x0, y0, x1, y1`` pixels, NaN = none) gives
 face boxes for uncropped photos.
+
+Many processes (``split``, :mod:`pyface.work_split`): under torchrun the ranks take
+disjoint sets of the same shards (what is left, dealt round-robin by rank 0) and write
+them into the shared folder; after a barrier rank 0 writes manifest.parquet and
+summary.json (:func:`finalize_landmarks`). A job-array part (``--part k/N``) writes the
+shards it owns and ``pyface label finalize`` the rest. Shards and manifest are byte for
+byte what one process writes (a shard depends only on its images; batches start at the
+shard's first image); only the summary's :data:`VARYING_KEYS` (times, who, where) differ.
+The labeler's CPU work may run in worker processes (``Labeler(cpu_workers=K)``), one
+batch in flight while this process runs the nets on the previous one.
 """
 from __future__ import annotations
 
