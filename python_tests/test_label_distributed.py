@@ -122,6 +122,10 @@ def test_two_ranks_and_job_array_write_the_single_process_bytes(data, single, tm
     assert ranks == {0, 1}
     s = json.loads((tmp_path / "tr" / "summary.json").read_text())
     assert s["writers"] == 2 and s["images"] == 18 and s["shards"] == 5
+    # rank 0's folder check fails on every rank with the same one-line error, no hang
+    p = torchrun(*_args(data, tmp_path / "tr", "--shard-size", "4"))
+    log = finish(p, timeout=300)
+    assert p.returncode != 0 and log.count("pyface label landmarks: error: ") == 2 and "--resume" in log, log
 
     # a job array: part 2/2 first, finalize refuses the incomplete folder, then part 1/2
     parts = tmp_path / "parts"
