@@ -119,7 +119,7 @@ class CpuPool:
     def pids(self) -> list[int]:
         return [p.pid for p in (self._ex._processes or {}).values()]
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         ex, self._ex = self._ex, None
         if ex is not None:
-            ex.shutdown(wait=True, cancel_futures=True)
+            ex.shutdown(wait=wait, cancel_futures=True)

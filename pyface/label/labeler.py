@@ -130,11 +130,11 @@ class Labeler:
         #: process waiting for the workers' results).
         self.timings = {"warp": 0.0, "net": 0.0, "eyes": 0.0, "mediapipe": 0.0, "fit": 0.0, "cpu_wait": 0.0}
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """End the CPU worker processes (if any); the labeler starts new ones when used again."""
-        pool, self._pool = self._pool, None
+        pool, self._pool = getattr(self, "_pool", None), None
         if pool is not None:
-            pool.close()
+            pool.close(wait)
 
     def __enter__(self) -> "Labeler":
         return self
@@ -144,7 +144,7 @@ class Labeler:
 
     def __del__(self):
         with contextlib.suppress(Exception):
-            self.close()
+            self.close(wait=False)  # (at interpreter exit: do not block on the workers)
 
     def _cpu_pool(self):
         if self._pool is None:
