@@ -196,10 +196,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False, which=None) -> list[Path]:
     """Remove the temporary files of :func:`atomic_path` in ``folder`` whose writer
     process is gone (a killed job's; they can hold a full disk's last gigabytes).
-    Returns the removed paths. Temporary files of live processes are left alone."""
+    Returns the removed paths. Temporary files of live processes are left alone.
+    ``which(name)``: only temporary files of targets so named (a job-array part cleans
+    its own shards' and leaves alone those another machine's process may be writing)."""
     folder = Path(folder)
     removed = []
     if not folder.is_dir():
@@ -208,7 +210,7 @@ def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> li
     for dirpath, _, files in walk:
         for f in files:
             m = _TEMP.match(f)
-            if m and not _pid_alive(int(m.group("pid"))):
+            if m and (which is None or which(m.group("name"))) and not _pid_alive(int(m.group("pid"))):
                 p = Path(dirpath) / f
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
@@ -228,14 +230,18 @@ class FolderLock:
     Once locked, the temporary files killed writers left anywhere in the folder are
     removed (:func:`remove_stale_temps`; ``clean=False`` keeps them).
     Re-entrant within one process (a nested lock on the same folder is a no-op).
+    ``lock_file``: another lock file in the same folder, for jobs that share a folder on
+    purpose (the parts of a job array: :meth:`pyface.work_split.WorkSplit.lock`).
     """
 
     _held: dict[str, int] = {}
 
-    def __init__(self, folder: str | os.PathLike, what: str = "job", *, clean: bool = True):
+    def __init__(self, folder: str | os.PathLike, what: str = "job", *, clean: bool = True,
+                 lock_file: str = LOCK_FILE):
         self.folder = Path(folder)
         self.what = what
         self.clean = clean
+        self.lock_file = lock_file
         self._fd: int | None = None
         self._key = ""
         self._created = False
@@ -248,11 +254,11 @@ class FolderLock:
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder")
         except OSError as exc:
             raise OutputError(f"{self.folder}: cannot use it as the output folder ({exc.strerror or exc})") from exc
-        self._key = str(self.folder.resolve())
+        self._key = f"{self.folder.resolve()}/{self.lock_file}"
         if self._key in FolderLock._held:
             FolderLock._held[self._key] += 1
             return self
-        path = self.folder / LOCK_FILE
+        path = self.folder / self.lock_file
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -296,7 +302,7 @@ class FolderLock:
             del FolderLock._held[self._key]
             if self._fd is not None:
                 with contextlib.suppress(OSError):  # while still held: acquire() checks the inode it locked
-                    os.unlink(self.folder / LOCK_FILE)
+                    os.unlink(self.folder / self.lock_file)
                     if self._created and not os.listdir(self.folder):
                         os.rmdir(self.folder)
                 fcntl.flock(self._fd, fcntl.LOCK_UN)

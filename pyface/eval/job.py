@@ -60,12 +60,21 @@ def open_suites(test_sets, need: set[str]) -> dict:
 
 
 def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, amp=True, faceness=True,
-             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True, cache_dir=None) -> dict:
-    """Run the opened test sets through the model; results as write_report expects."""
-    from pyface.eval import runner, suites
+             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True, cache_dir=None,
+             shard_size=8192, split=None) -> dict | None:
+    """Run the opened test sets through the model; results as write_report expects.
 
+    ``split`` (:class:`pyface.work_split.WorkSplit`; default: this process alone): the
+    inference is split across the ranks by shards, the
+    protocols and the FPS measurement run once on rank 0, which returns the results --
+    the same numbers as one process; the other ranks (and job-array parts, which only
+    fill the inference cache) return None."""
+    from pyface.eval import runner, suites
+    from pyface.work_split import WorkSplit
+
+    split = split or WorkSplit()
     kw = {"batch_size": batch_size, "device": device, "amp": amp, "num_workers": workers, "progress": progress,
-          "cache_dir": cache_dir}
+          "cache_dir": cache_dir, "shard_size": shard_size, "split": split}
     t0 = time.time()
     res: dict = {"checkpoint": getattr(model, "checkpoint_path", "?"), "tasks": list(model.tasks),
                  "device": runner.device_name(device), "params": model.parameter_counts()}
@@ -74,7 +83,7 @@ def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, 
     if "ijbc" in data:
         res["ijbc"] = suites.eval_ijbc(model, data["ijbc"], faceness=faceness, **kw)
     if "aflw2000" in data:
-        r = suites.eval_aflw2000(model, data["aflw2000"], limit_deg=limit_deg, **kw)
+        r = suites.eval_aflw2000(model, data["aflw2000"], limit_deg=limit_deg, **kw) or {}
         if what == "pose":
             r.pop("nme", None)
         if what == "landmarks":
@@ -82,6 +91,8 @@ def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, 
         res["aflw2000"] = r
     if "biwi" in data:
         res["biwi"] = suites.eval_biwi(model, data["biwi"], limit_deg=limit_deg, **kw)
+    if not split.writes_final:
+        return None
     if what in ("fps", "all"):
         res["fps"] = runner.measure_fps(model, device, batch_sizes=fps_batches, repeats=fps_repeats,
                                         warmup=min(3, fps_repeats))

@@ -113,36 +113,76 @@ def cache_key(model: MultiTaskNet, name: str, n: int, flip: bool, files=(), *, a
 
 def infer(model: MultiTaskNet, dataset, *, batch_size: int = 64, device=None, amp=True,
           flip: bool = False, num_workers: int = 0, desc: str = "inference", progress: bool = True,
-          cache_dir: str | os.PathLike | None = None, shard_size: int = 8192) -> dict:
+          cache_dir: str | os.PathLike | None = None, shard_size: int = 8192, split=None) -> dict | None:
     """Outputs over ``dataset`` in order, as float32 numpy: "embedding" (the sum of the
     image's and its mirror's embeddings when ``flip``, unnormalised, as insightface),
     "landmarks" (pixels of the dataset's images), "pose" (of the unflipped image), plus
     the labels "landmarks_gt", "pose_gt". ``amp``: :func:`pyface.runtime.autocast` (True:
     fp16 on CUDA, fp32 on the CPU; "bf16" / "fp16" / False).
 
-    With ``cache_dir``, outputs are saved every ``shard_size`` images (atomic .npz) and
-    shards already there are loaded instead of recomputed, so a killed run resumes
-    losing at most one shard (name the folder with :func:`cache_key`)."""
+    The work is cut into shards of ``shard_size`` images, each inferred in batches that
+    start at the shard's first image, so an image's outputs do not depend on how the
+    shards are spread. With ``cache_dir``, each shard is saved (atomic .npz) and shards
+    already there are loaded instead of recomputed, so a killed run resumes losing at
+    most one shard (name the folder with :func:`cache_key`).
+
+    ``split`` (:class:`pyface.work_split.WorkSplit`): under torchrun the shards still to
+    compute are dealt to the ranks and their outputs gathered on rank 0, which returns
+    them; the other ranks return None. A job-array part (``split.part``) computes its
+    shards into ``cache_dir`` only and returns None (the run without ``--part`` then
+    finds them all)."""
+    from pyface.work_split import WorkSplit
+
+    split = split or WorkSplit()
     kw = dict(batch_size=batch_size, device=device, amp=amp, flip=flip, num_workers=num_workers, progress=progress)
-    if cache_dir is None:
-        return _infer(model, dataset, desc=desc, **kw)
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(cache)  # a killed run's half-written shard
-    n, parts = len(dataset), []
-    for lo in range(0, n, shard_size):
-        hi = min(n, lo + shard_size)
-        path = cache / f"{lo:09d}-{hi:09d}.npz"
-        if path.is_file():
-            with np.load(path) as z:
-                parts.append({k: z[k] for k in z.files})
-            continue
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if split.part is not None and cache is None:
+        from pyface.errors import UsageError
+
+        raise UsageError("--part needs the inference cache (--cache DIR, default <out>/cache): the parts meet there")
+    n = len(dataset)
+    bounds = [(lo, min(n, lo + shard_size)) for lo in range(0, n, shard_size)]
+
+    def path(k):
+        lo, hi = bounds[k]
+        return cache / f"{lo:09d}-{hi:09d}.npz"
+
+    def todo():
+        if cache is None:
+            return split.part_units(len(bounds))
+        cache.mkdir(parents=True, exist_ok=True)
+        if split.part is None:
+            remove_stale_temps(cache)  # a killed run's half-written shard (parts leave each other's alone)
+        return [k for k in split.part_units(len(bounds)) if not path(k).is_file()]
+
+    mine = split.take(split.on_leader(todo))
+    computed = {}
+    for k in mine:
+        lo, hi = bounds[k]
         out = _infer(model, torch.utils.data.Subset(dataset, range(lo, hi)),
                      desc=f"{desc} [{lo}:{hi} of {n}]", **kw)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **out)  # a file object: np.savez would append ".npz" to a name
-        parts.append(out)
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if cache is not None:
+            with atomic_path(path(k)) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **out)  # a file object: np.savez would append ".npz" to a name
+        if split.part is None:
+            computed[k] = out
+    if split.part is not None:
+        return None
+    if split.distributed:
+        gathered = split.gather(computed)
+        if gathered is None:
+            return None
+        computed = {k: v for g in gathered for k, v in g.items()}
+    parts = []
+    for k in range(len(bounds)):
+        if k in computed:
+            parts.append(computed.pop(k))
+            continue
+        with np.load(path(k)) as z:
+            parts.append({key: z[key] for key in z.files})
+    if not parts:
+        return {}
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 @torch.no_grad()
