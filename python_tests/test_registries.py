@@ -102,3 +102,15 @@ def test_heads_tasks_recipes_optimizers_list_and_suggest():
         model_config("iresnet18-mult")
     with pytest.raises(ConfigError, match=r"^epochs: unknown key \(did you mean 'optim.epochs'\?\)$"):
         resolve_config({"epochs": 3, "data": {"train": {}}})
+
+
+def test_dataset_spec_keys_follow_a_wrapper_to_the_class_it_configures():
+    """SyntheticEyes passes its remaining keywords to SyntheticFaces: those are known
+    keys (the label demo's validation set uses identity_offset), a misspelt one is not."""
+    from pyface.data.spec import check_spec
+    from pyface.errors import ConfigError
+
+    spec = {"type": "SyntheticEyes", "num_identities": 3, "images_per_identity": 2}
+    check_spec({**spec, "identity_offset": 5, "eye_closed_prob": 0.3})
+    with pytest.raises(ConfigError, match=r"dataset\.identity_ofset: unknown key .*did you mean 'identity_offset'"):
+        check_spec({**spec, "identity_ofset": 5})

@@ -56,7 +56,8 @@ def _parse(spec):
 
 def keywords(obj) -> set[str] | None:
     """The keyword arguments a dataset class or transform accepts (a class's
-    ``__init__``, following ``**kwargs`` up its bases); None when it takes any."""
+    ``__init__``, following ``**kwargs`` up its bases, or to the class its
+    ``kwargs_go_to()`` names when it wraps one); None when it takes any."""
     names: set[str] = set()
     chain = [c for c in obj.__mro__ if "__init__" in vars(c)] if isinstance(obj, type) else [obj]
     for f in chain:
@@ -70,6 +71,9 @@ def keywords(obj) -> set[str] | None:
         names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             return names
+        if isinstance(f, type) and "kwargs_go_to" in vars(f):  # a wrapper: its **kwargs are another class's
+            inner = keywords(f.kwargs_go_to())
+            return None if inner is None else names | inner
     return None if not isinstance(obj, type) else names
 
 
