@@ -263,3 +263,28 @@ def test_export_bad_input(tmp_path, capsys):
         torch.onnx.export(nn.Linear(2, 2), (torch.zeros(1, 2),), str(foreign), dynamo=False)
     with pytest.raises(CheckpointError, match="not a pyface export"):
         OnnxBackend(foreign)
+
+
+def test_eval_fps_onnx_beside_pytorch(tmp_path, capsys):
+    ckpt = checkpoint(tmp_path, "iresnet10-multi-64")
+    onnx_path = tmp_path / "m.onnx"
+    export_model(ckpt, onnx_path, heads="fr,fld", dynamic_batch=True, check=False)
+    out = tmp_path / "ev"
+    # the checkpoint comes from the file's metadata when --checkpoint is not given
+    assert main(["eval", "fps", "--onnx", str(onnx_path), "--fps-repeats", "3", "--fps-batches", "1,3",
+                 "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    rows = json.loads((out / "report.json").read_text())["fps"]
+    fp32 = {(r["batch"], r["runtime"]) for r in rows if r["precision"] == "fp32"}
+    assert fp32 == {(b, rt) for b in (1, 3) for rt in ("pytorch", "pytorch-export", "onnxruntime")}
+    assert all(r["images_per_s"] > 0 and r["repeats"] == 3 for r in rows)
+    assert {r["runtime"] for r in rows if r["precision"] != "fp32"} == {"pytorch"}  # ORT is timed in fp32 only
+    assert "onnxruntime CPU" in text and "| onnxruntime |" in (out / "report.md").read_text()
+    # bad input: --onnx with a benchmark it does not time; an export whose checkpoint is gone
+    assert main(["eval", "pose", "--onnx", str(onnx_path), "--checkpoint", str(ckpt)]) == 2
+    assert "--onnx: only with 'fps' or 'all'" in capsys.readouterr().err
+    ckpt.unlink()
+    assert main(["eval", "fps", "--onnx", str(onnx_path), "--out", str(out)]) == 2
+    assert "give --checkpoint" in capsys.readouterr().err
+    assert main(["eval", "fps", "--out", str(out)]) == 2
+    assert "--checkpoint: required" in capsys.readouterr().err

@@ -39,7 +39,7 @@ Examples::
         p.add_argument("--no-flip-sum", action="store_true",
                        help="one-pass embedding instead of the flip-sum (image + mirror) pyface eval uses")
         p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17)")
-        p.add_argument("--no-check", action="store_true", help="skip running the written file beside PyTorch")
+        p.add_argument("--no-verify", action="store_true", help="skip running the written file beside PyTorch")
 
     def run(self, args) -> int:
         existing_path("--checkpoint", args.checkpoint, "checkpoint")
@@ -47,7 +47,7 @@ Examples::
 
         r = export_model(args.checkpoint, args.out, format=args.format, heads=args.heads,
                          dynamic_batch=args.dynamic_batch, batch_size=args.batch_size,
-                         flip_sum=not args.no_flip_sum, opset=args.opset, check=not args.no_check)
+                         flip_sum=not args.no_flip_sum, opset=args.opset, check=not args.no_verify)
         s, outs = r.props["input_size"], ", ".join(json.loads(r.props["outputs"]))
         print(f"wrote {r.path} ({r.format}; heads {r.props['heads']}; input uint8 RGB "
               f"[{r.props['batch']}, 3, {s}, {s}]; outputs {outs})")

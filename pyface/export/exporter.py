@@ -41,7 +41,7 @@ from pyface.io import atomic_path
 from pyface.registry import Registry
 
 __all__ = ["EXPORT_FORMATS", "ExportFormat", "ExportResult", "InferenceNet", "exportable_heads", "export_model",
-           "parity", "reference_outputs"]
+           "onnx_fps_runtimes", "parity", "reference_outputs"]
 
 #: model outputs an export may carry (heads with other outputs -- SSL branches, Barlow
 #: Twins projections -- are training-only); "pose_logits" leaves the graph as "pose".
@@ -297,6 +297,29 @@ def export_model(source, out: str | os.PathLike, *, format: str = "onnx", heads=
         batches = tuple(check_batches) if dynamic_batch else (batch_size,)
         result.parity = parity(model, fmt.load(out), batches, flip_sum=net.flip_sum, seed=seed)
     return result
+
+
+# ---------------------------------------------------------------------------- throughput
+def onnx_fps_runtimes(model, backend, device) -> dict:
+    """``pyface eval fps --onnx``: the runtimes timed beside the checkpoint's PyTorch
+    forward (:func:`pyface.eval.runner.measure_fps` ``others``): "onnxruntime" (the file
+    as exported, :meth:`OnnxBackend.run`) and "pytorch-export" (PyTorch running the same
+    graph -- the exported heads, the flip-sum when the file has it -- so the two differ
+    only in the runtime)."""
+    device = torch.device(device)
+    heads = [h for h in backend.info.heads if h in model.tasks]
+    net = InferenceNet(runtime.load_model(model, device, heads=heads, export=True), backend.info.flip_sum).eval()
+
+    def torch_run(x: np.ndarray):
+        with torch.no_grad():
+            net(torch.from_numpy(x).to(device))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    providers = ", ".join(p.replace("ExecutionProvider", "") for p in backend.providers)
+    threads = backend.session.get_session_options().intra_op_num_threads
+    return {"pytorch-export": (torch_run, runtime.device_name(device)),
+            "onnxruntime": (backend.run, f"onnxruntime {providers}" + (f" ({threads} threads)" if threads else ""))}
 
 
 # ---------------------------------------------------------------------------- parity
