@@ -156,6 +156,22 @@ def test_torch_export_format_is_exact(tmp_path):
         np.testing.assert_allclose(o.numpy(), ref[name], rtol=1e-5, atol=1e-4 * np.abs(ref[name]).max())
 
 
+def test_onnx_dynamo_exporter_matches_too(tmp_path):
+    """torch.onnx's torch.export-based exporter (torch's default; needs onnxscript): the same
+    file contract and parity, so pyface keeps an ONNX path when the TorchScript-based one goes."""
+    pytest.importorskip("onnxscript", reason="the onnx extra (in the test extra) provides onnxscript")
+    ckpt = checkpoint(tmp_path, "iresnet10-multi-64")
+    r = export_model(ckpt, tmp_path / "m.onnx", format="onnx-dynamo", dynamic_batch=True)
+    b = OnnxBackend(r.path)
+    assert b.info.props["format"] == "onnx-dynamo" and int(b.info.props["opset"]) >= 18
+    assert b.outputs == {"embedding", "landmarks", "pose"} and b.info.flip_sum
+    x = np.random.default_rng(3).integers(0, 256, (5, 3, 64, 64), dtype=np.uint8)
+    got, ref = b.predict(x), torch_reference(runtime.load_model(ckpt), torch.from_numpy(x))
+    for k in ref:
+        assert np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max() < REL_TOL, k
+    assert all(d["max_abs"] / d["ref_max_abs"] < REL_TOL for d in r.parity.values())
+
+
 def test_fixed_batch_export_and_backend_chunks(tmp_path):
     ckpt = checkpoint(tmp_path, "iresnet10-multi-64")
     r = export_model(ckpt, tmp_path / "m.onnx", batch_size=2)

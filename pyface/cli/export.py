@@ -5,7 +5,7 @@ import json
 
 from pyface.cli.command import Command, command, existing_path, positive_int
 
-FORMATS = ("onnx", "torch-export")  # pyface.export.EXPORT_FORMATS, spelt out: importing it imports torch
+FORMATS = ("onnx", "onnx-dynamo", "torch-export")  # pyface.export.EXPORT_FORMATS, spelt out: importing it imports torch
 
 
 @command
@@ -30,7 +30,9 @@ Examples::
 
     def add_arguments(self, p):
         p.add_argument("--checkpoint", required=True, help="model.pt, checkpoints/last.pt or a pyface train run folder")
-        p.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (default) or torch-export (.pt2)")
+        p.add_argument("--format", choices=FORMATS, default="onnx",
+                       help="onnx (default; torch.onnx's TorchScript-based exporter), onnx-dynamo (torch.onnx's "
+                            "torch.export-based exporter, needs onnxscript) or torch-export (.pt2)")
         p.add_argument("--out", required=True, help="file to write (e.g. model.onnx)")
         p.add_argument("--heads", default=None,
                        help="heads to keep, comma-separated (e.g. fr,fld,hpe; default: every inference head)")

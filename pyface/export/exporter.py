@@ -10,10 +10,12 @@ Self-supervised training branches are never exported. The preprocessing, the out
 and the source checkpoint are written into the file (:mod:`pyface.export.metadata`).
 
 Formats (:data:`EXPORT_FORMATS`): "onnx" (the TorchScript-based ``torch.onnx`` exporter,
-``dynamo=False``: it needs no onnxscript; ONNX Runtime runs it, see
-:class:`pyface.analyze.onnx_backend.OnnxBackend`) and "torch-export" (a ``torch.export``
-ExportedProgram, ``.pt2``: ``torch.export.load(path).module()(images)``). TorchScript is
-not offered: ``torch.jit`` is deprecated in the torch versions pyface supports.
+``dynamo=False``: seconds, no onnxscript), "onnx-dynamo" (the same graph through torch's
+torch.export-based ONNX exporter, its default since 2.9, which needs onnxscript: the path
+that remains when torch drops the other one) -- ONNX Runtime runs either, see
+:class:`pyface.analyze.onnx_backend.OnnxBackend` -- and "torch-export" (a ``torch.export``
+ExportedProgram, ``.pt2``: ``torch.export.load(path).module()(images)``). TorchScript
+files are not offered: ``torch.jit`` is deprecated in the torch versions pyface supports.
 
 Every file is written atomically (:mod:`pyface.io`) and, by default, checked after
 writing: the file is loaded back and run on random batches beside the PyTorch model
@@ -130,13 +132,41 @@ def _quiet_tracing():
 
 def _write_onnx(net: InferenceNet, example: torch.Tensor, path: Path, props: dict, dynamic_batch: bool,
                 opset: int) -> None:
-    import onnx
-
+    """The TorchScript-based exporter (``dynamo=False``): seconds, needs no onnxscript."""
     names = list(net.output_names)
     axes = {n: {0: "batch"} for n in [M.INPUT_NAME, *names]} if dynamic_batch else None
     with _quiet_tracing():
         torch.onnx.export(net, (example,), str(path), dynamo=False, input_names=[M.INPUT_NAME], output_names=names,
                           dynamic_axes=axes, opset_version=opset, do_constant_folding=True)
+    _finish_onnx(path, props)
+
+
+def _write_onnx_dynamo(net: InferenceNet, example: torch.Tensor, path: Path, props: dict, dynamic_batch: bool,
+                       opset: int) -> None:
+    """The torch.export-based exporter (torch's default since 2.9; needs onnxscript, opset >= 18):
+    the path that stays when the TorchScript-based one is removed from torch."""
+    import logging
+
+    opset = max(opset, 18)
+    props["opset"] = str(opset)
+    shapes = ({0: torch.export.Dim("batch", min=1, max=1 << 16)},) if dynamic_batch else None
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")  # "torchvision is not installed"
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with _quiet_tracing():
+            torch.onnx.export(net, (example,), str(path), dynamo=True, input_names=[M.INPUT_NAME],
+                              output_names=list(net.output_names), dynamic_shapes=shapes, opset_version=opset,
+                              external_data=False, verbose=False)
+    finally:
+        log.setLevel(level)
+    _finish_onnx(path, props)
+
+
+def _finish_onnx(path: Path, props: dict) -> None:
+    """Write the metadata into the file and check it (onnx.checker)."""
+    import onnx
+
     model = onnx.load(str(path))
     del model.metadata_props[:]
     for k, v in props.items():
@@ -181,6 +211,8 @@ def _load_pt2(path: Path):
 
 
 EXPORT_FORMATS.register("onnx", ExportFormat("onnx", ".onnx", _write_onnx, _load_onnx, needs=("onnx",)))
+EXPORT_FORMATS.register("onnx-dynamo", ExportFormat("onnx-dynamo", ".onnx", _write_onnx_dynamo, _load_onnx,
+                                                    needs=("onnx", "onnxscript")))
 EXPORT_FORMATS.register("torch-export", ExportFormat("torch-export", ".pt2", _write_pt2, _load_pt2))
 
 
@@ -228,7 +260,7 @@ def _props(net: InferenceNet, fmt: str, dynamic_batch: bool, batch_size: int, op
         "source": str(src) if src else "",
         "source_sha256": _sha256(src) if src and os.path.isfile(src) else "",
         "pyface_version": pyface.__version__, "torch_version": torch.__version__,
-        "opset": str(opset) if fmt == "onnx" else "",
+        "opset": str(opset) if fmt.startswith("onnx") else "",
     }
 
 
