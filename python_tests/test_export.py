@@ -77,17 +77,15 @@ def checkpoint(tmp_path, preset: str, seed: int = 0, **overrides) -> Path:
     return runtime.save_model(randomize(build_model(preset, **overrides), seed), tmp_path / f"{preset}.pt")
 
 
-def torch_reference(model, x: torch.Tensor, flip_sum: bool = True) -> dict:
+def torch_reference(model, x: torch.Tensor) -> dict:
     """PyTorch's outputs through the runtime (independent of pyface.export's wrapper)."""
     from pyface.nn import hopenet_angles
 
     out = runtime.forward(model, x, amp=False)
-    ref = {k: v.float().numpy() for k, v in out.items() if k in ("landmarks", "pose")}
+    ref = {k: v.float().numpy() for k, v in out.items() if k in ("embedding", "landmarks", "pose")}
     if "pose_logits" in out:
         lg = out["pose_logits"].float()
         ref["pose"] = hopenet_angles(lg, 198.0 / lg.shape[-1]).numpy()
-    if "embedding" in out:
-        ref["embedding"] = runtime.embed(model, x, flip=flip_sum, amp=False).numpy()
     return ref
 
 
@@ -164,7 +162,7 @@ def test_onnx_dynamo_exporter_matches_too(tmp_path):
     r = export_model(ckpt, tmp_path / "m.onnx", format="onnx-dynamo", dynamic_batch=True)
     b = OnnxBackend(r.path)
     assert b.info.props["format"] == "onnx-dynamo" and int(b.info.props["opset"]) >= 18
-    assert b.outputs == {"embedding", "landmarks", "pose"} and b.info.flip_sum
+    assert b.outputs == {"embedding", "landmarks", "pose"}
     x = np.random.default_rng(3).integers(0, 256, (5, 3, 64, 64), dtype=np.uint8)
     got, ref = b.predict(x), torch_reference(runtime.load_model(ckpt), torch.from_numpy(x))
     for k in ref:
@@ -194,36 +192,43 @@ def test_metadata_states_the_preprocessing_and_outputs(tmp_path):
     props = {p.key: p.value for p in onnx.load(str(r.path)).metadata_props}
     assert props["input_dtype"] == "uint8" and props["channel_order"] == "RGB" and props["input_layout"] == "NCHW"
     assert props["input_size"] == "64" and props["mean"] == "127.5" and props["std"] == "128.0"
-    assert props["batch"] == "dynamic" and props["heads"] == "fr,fld" and props["embedding_flip_sum"] == "true"
+    assert props["batch"] == "dynamic" and props["heads"] == "fr,fld"
     assert list(json.loads(props["outputs"])) == ["embedding", "landmarks"]
     assert json.loads(props["model_config"])["tasks"] == ["fr", "fld"]
     assert props["source"] == str(ckpt) and len(props["source_sha256"]) == 64
     info = ExportInfo(props)
-    assert info.input_size == 64 and info.heads == ("fr", "fld") and info.flip_sum
+    assert info.input_size == 64 and info.heads == ("fr", "fld")
 
 
 def test_backend_interface_and_flip_sum(tmp_path):
-    from pyface.analyze.backend import ModelBackend
+    from pyface.analyze.backend import ModelBackend, flip_sum
 
     ckpt = checkpoint(tmp_path, "iresnet10-multi-64")
     model = runtime.load_model(ckpt)
     x = np.random.default_rng(2).integers(0, 256, (3, 3, 64, 64), dtype=np.uint8)
-    one = export_model(ckpt, tmp_path / "one.onnx", dynamic_batch=True, flip_sum=False).path
-    both = export_model(ckpt, tmp_path / "both.onnx", dynamic_batch=True).path
-    b = OnnxBackend(both)
+    b = OnnxBackend(export_model(ckpt, tmp_path / "m.onnx", dynamic_batch=True).path)
     assert isinstance(b, ModelBackend) and b.input_size == 64 and b.outputs == {"embedding", "landmarks", "pose"}
-    ref_flip = torch_reference(model, torch.from_numpy(x), flip_sum=True)["embedding"]
-    ref_one = torch_reference(model, torch.from_numpy(x), flip_sum=False)["embedding"]
-    assert np.abs(ref_flip - ref_one).max() > 1.0  # the flip-sum is not the one-pass embedding
-    for backend, want in ((b, ref_flip), (OnnxBackend(one), ref_one), (OnnxBackend(one, flip_sum=True), ref_flip)):
-        e = backend.predict(x)["embedding"]
-        assert np.abs(e - want).max() / np.abs(want).max() < REL_TOL
-    with pytest.raises(UsageError, match="no-flip-sum"):
-        OnnxBackend(both, flip_sum=False)
-    with pytest.raises(ValueError, match=r"images: expected uint8 \[B, 3, 64, 64\]"):
+    # the analyzer's flip-sum on the ONNX backend is pyface eval's (runtime.embed) in PyTorch
+    want = runtime.embed(model, torch.from_numpy(x), flip=True, amp=False).numpy()
+    one = runtime.embed(model, torch.from_numpy(x), flip=False, amp=False).numpy()
+    assert np.abs(want - one).max() > 0.1 * np.abs(want).max()  # the mirror matters
+    got = flip_sum(b, x)
+    assert np.abs(got - want).max() / np.abs(want).max() < REL_TOL
+    # outputs on request; an empty batch; what it is
+    assert set(b.predict(x, ["pose"])) == {"pose"}
+    empty = b.predict(x[:0])
+    assert {k: v.shape for k, v in empty.items()} == {"embedding": (0, 128), "landmarks": (0, 68, 2), "pose": (0, 3)}
+    d = b.describe()
+    assert d["file"] == str(b.path) and len(d["sha256"]) == 64 and d["outputs"] == ["embedding", "landmarks", "pose"]
+    assert d["source"] == str(ckpt) and d["heads"] == ["fr", "fld", "hpe"] and d["input_size"] == 64
+    with pytest.raises(ValueError, match=r"uint8 \[B, 3, 64, 64\]"):
         b.predict(x[:, :, :32])
-    with pytest.raises(ValueError, match="images"):
+    with pytest.raises(ValueError, match="uint8"):
         b.predict(x.astype(np.float32))
+    fld = OnnxBackend(export_model(ckpt, tmp_path / "fld.onnx", heads="fld", dynamic_batch=True).path)
+    assert fld.outputs == {"landmarks"}
+    with pytest.raises(ValueError, match=r"has no \['embedding'\]"):
+        fld.predict(x, ["embedding"])
 
 
 def test_onnx_backend_imports_no_torch(tmp_path):

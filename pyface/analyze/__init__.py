@@ -1,2 +1,1 @@
-"""Photo in, faces out (issue 19). Model backends: :mod:`pyface.analyze.backend`
-(interface), :mod:`pyface.analyze.onnx_backend` (ONNX Runtime, torch-free)."""
+"""pyface.analyze: photo and video in, faces out (issue 19)."""

@@ -15,9 +15,9 @@ class Export(Command):
     description = """Export a checkpoint's inference net to one self-describing file.
 
 The graph takes uint8 RGB images [B, 3, S, S] (S = the checkpoint's input size; the
-normalisation (x - 127.5) / 128 is inside) and gives float32 "embedding" (flip-sum by
-default), "landmarks" (pixels of the S x S input) and "pose" (yaw, pitch, roll degrees;
-HopeNet bin logits are turned into angles in the graph). Input size, normalisation,
+normalisation (x - 127.5) / 128 is inside) and gives float32 "embedding" (one pass; pyface
+eval's flip-sum adds the mirror image's), "landmarks" (pixels of the S x S input) and
+"pose" (yaw, pitch, roll degrees; HopeNet bin logits are turned into angles in the graph). Input size, normalisation,
 channel order, heads and outputs are in the file's metadata. After writing, the file is
 run beside PyTorch and the largest difference per output is printed.
 
@@ -38,8 +38,6 @@ Examples::
                        help="heads to keep, comma-separated (e.g. fr,fld,hpe; default: every inference head)")
         p.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: fixed --batch-size)")
         p.add_argument("--batch-size", type=positive_int, default=1, help="the fixed batch size (default 1)")
-        p.add_argument("--no-flip-sum", action="store_true",
-                       help="one-pass embedding instead of the flip-sum (image + mirror) pyface eval uses")
         p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17)")
         p.add_argument("--no-verify", action="store_true", help="skip running the written file beside PyTorch")
 
@@ -49,7 +47,7 @@ Examples::
 
         r = export_model(args.checkpoint, args.out, format=args.format, heads=args.heads,
                          dynamic_batch=args.dynamic_batch, batch_size=args.batch_size,
-                         flip_sum=not args.no_flip_sum, opset=args.opset, check=not args.no_verify)
+                         opset=args.opset, check=not args.no_verify)
         s, outs = r.props["input_size"], ", ".join(json.loads(r.props["outputs"]))
         print(f"wrote {r.path} ({r.format}; heads {r.props['heads']}; input uint8 RGB "
               f"[{r.props['batch']}, 3, {s}, {s}]; outputs {outs})")

@@ -2,10 +2,11 @@
 
 The exported graph is :class:`InferenceNet`: uint8 RGB images [B, 3, S, S] in (the
 normalisation ``(x - 127.5) / 128`` is inside the graph), a tuple of float32 outputs out
-in :data:`pyface.export.metadata.OUTPUT_MEANINGS` order -- "embedding" (by default the
-flip-sum, as ``pyface eval`` and the analyzer compute it), "landmarks" (pixels of the
-S x S input), "pose" (degrees; a HopeNet head's bin logits are turned into angles in the
-graph by the softmax expectation over the bin centres, :func:`pyface.nn.hopenet_angles`).
+in :data:`pyface.export.metadata.OUTPUT_MEANINGS` order -- "embedding" (one pass, as
+insightface's exports; ``pyface eval``'s and the analyzer's flip-sum adds the mirror's,
+:func:`pyface.analyze.backend.flip_sum`), "landmarks" (pixels of the S x S input), "pose"
+(degrees; a HopeNet head's bin logits are turned into angles in the graph by the softmax
+expectation over the bin centres, :func:`pyface.nn.hopenet_angles`).
 Self-supervised training branches are never exported. The preprocessing, the outputs
 and the source checkpoint are written into the file (:mod:`pyface.export.metadata`).
 
@@ -45,9 +46,10 @@ from pyface.registry import Registry
 __all__ = ["EXPORT_FORMATS", "ExportFormat", "ExportResult", "InferenceNet", "exportable_heads", "export_model",
            "onnx_fps_runtimes", "parity", "reference_outputs"]
 
-#: model outputs an export may carry (heads with other outputs -- SSL branches, Barlow
-#: Twins projections -- are training-only); "pose_logits" leaves the graph as "pose".
-_EXPORTABLE = {"embedding", "landmarks", "pose", "pose_logits", "eye_closed"}
+#: model outputs an export may carry: the analyzer's (pyface.analyze.backend.OUTPUTS;
+#: "pose_logits" leaves the graph as "pose"). Other heads -- SSL branches, Barlow Twins
+#: projections, the labeler's eye-blink net -- are not exported.
+_EXPORTABLE = {"embedding", "landmarks", "pose", "pose_logits"}
 
 
 def exportable_heads(model) -> tuple[str, ...]:
@@ -67,36 +69,22 @@ def _hopenet_pose(logits: torch.Tensor, num_bins: int) -> torch.Tensor:
 
 class InferenceNet(nn.Module):
     """What is exported: ``net`` (a MultiTaskNet with only the exported heads, eval mode)
-    -> tuple of float32 outputs named :attr:`output_names`. With ``flip_sum`` the
-    embedding is the image's plus its mirror's; the mirror runs only the shared stages up
-    to the recognition branch and that branch, not the other heads."""
+    -> tuple of float32 outputs named :attr:`output_names` (HopeNet logits as angles)."""
 
-    def __init__(self, net: nn.Module, flip_sum: bool = True):
+    def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
         outs = {net.outputs[t] for t in net.tasks}
         if "pose_logits" in outs:
             outs = (outs - {"pose_logits"}) | {"pose"}
         self.output_names = tuple(n for n in M.OUTPUT_MEANINGS if n in outs)
-        self.flip_sum = bool(flip_sum) and "embedding" in self.output_names
-        self._fr = next((t for t in net.tasks if net.outputs[t] == "embedding"), None)
         logits = [t for t in net.tasks if net.outputs[t] == "pose_logits"]
         self._bins = net.heads[logits[0]].num_bins if logits else None
-
-    def _embedding(self, images: torch.Tensor) -> torch.Tensor:
-        """The recognition branch alone (for the mirrored images)."""
-        net = self.net
-        x = net.normalize(images)
-        for stage in list(net.shared)[:net.branch_points[self._fr] + 1]:
-            x = stage(x)
-        return net.heads[self._fr](x)
 
     def forward(self, images: torch.Tensor):
         out = self.net(images)
         if "pose_logits" in out:
             out["pose"] = _hopenet_pose(out.pop("pose_logits"), self._bins)
-        if self.flip_sum:
-            out["embedding"] = out["embedding"].float() + self._embedding(images.flip(3)).float()
         return tuple(out[n].float() for n in self.output_names)
 
 
@@ -180,10 +168,15 @@ def _finish_onnx(path: Path, props: dict) -> None:
 
 
 def _load_onnx(path: Path):
-    from pyface.analyze.onnx_backend import OnnxBackend
+    """A plain ONNX Runtime session on the CPU (independent of OnnxBackend, which the
+    tests check against the same reference)."""
+    import onnxruntime as ort
 
-    backend = OnnxBackend(path, threads=torch.get_num_threads())
-    return backend.run
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return lambda images: dict(zip(names, sess.run(None, {M.INPUT_NAME: np.ascontiguousarray(images)})))
 
 
 def _write_pt2(net: InferenceNet, example: torch.Tensor, path: Path, props: dict, dynamic_batch: bool,
@@ -237,13 +230,10 @@ def _sha256(path) -> str:
 def _props(net: InferenceNet, fmt: str, dynamic_batch: bool, batch_size: int, opset: int, source) -> dict:
     cfg = net.net.config
     s = cfg.input_size
-    shapes = {"embedding": ["batch", cfg.embedding_dim], "landmarks": ["batch", 68, 2], "pose": ["batch", 3],
-              "eye_closed": ["batch"]}
+    shapes = {"embedding": ["batch", cfg.embedding_dim], "landmarks": ["batch", 68, 2], "pose": ["batch", 3]}
     outputs = {}
     for n in net.output_names:
         meaning = M.OUTPUT_MEANINGS[n]
-        if n == "embedding":
-            meaning += "; the flip-sum (image + mirror)" if net.flip_sum else "; one pass (no flip-sum)"
         if n == "landmarks":
             meaning = meaning.replace("S x S", f"{s} x {s}")
         outputs[n] = {"shape": shapes[n], "dtype": "float32", "meaning": meaning}
@@ -255,7 +245,6 @@ def _props(net: InferenceNet, fmt: str, dynamic_batch: bool, batch_size: int, op
         "normalization": f"(x - {M.MEAN}) / {M.STD} on the uint8 RGB input, inside the graph: pass raw pixels",
         "batch": "dynamic" if dynamic_batch else str(batch_size),
         "outputs": json.dumps(outputs), "heads": ",".join(net.net.tasks),
-        "embedding_flip_sum": "true" if net.flip_sum else "false",
         "model_config": json.dumps(cfg.to_dict()),
         "source": str(src) if src else "",
         "source_sha256": _sha256(src) if src and os.path.isfile(src) else "",
@@ -284,14 +273,14 @@ def _need(module: str, fmt: str) -> None:
 
 
 def export_model(source, out: str | os.PathLike, *, format: str = "onnx", heads=None, dynamic_batch: bool = False,
-                 batch_size: int = 1, flip_sum: bool = True, opset: int = 17, check: bool = True,
+                 batch_size: int = 1, opset: int = 17, check: bool = True,
                  check_batches=(1, 5), seed: int = 0) -> ExportResult:
     """Export ``source`` (a checkpoint file, a run folder or a MultiTaskNet) to ``out``.
 
     ``heads``: the heads to keep ("fr,fld,hpe" or a sequence; default: every inference
     head of the checkpoint, :func:`exportable_heads`); a head the checkpoint lacks is a
     CheckpointError naming the file. ``dynamic_batch``: any batch size, else exactly
-    ``batch_size``. ``flip_sum``: "embedding" is the flip-sum. ``check``: load the file
+    ``batch_size``. ``check``: load the file
     back and compare it with PyTorch on ``check_batches`` (:func:`parity`; a fixed-batch
     export is checked at its own batch size)."""
     fmt = EXPORT_FORMATS.get(format, what="--format")
@@ -312,7 +301,7 @@ def export_model(source, out: str | os.PathLike, *, format: str = "onnx", heads=
                                purpose="asked for by --heads")
     if batch_size < 1:
         raise UsageError(f"--batch-size: must be >= 1, got {batch_size}")
-    net = InferenceNet(model, flip_sum=flip_sum).eval()
+    net = InferenceNet(model).eval()
     s = model.config.input_size
     # tracing at batch 2 keeps a dynamic batch from being specialised to 1
     example = torch.randint(0, 256, (2 if dynamic_batch else batch_size, 3, s, s), dtype=torch.uint8,
@@ -327,20 +316,19 @@ def export_model(source, out: str | os.PathLike, *, format: str = "onnx", heads=
     result = ExportResult(out, format, props)
     if check:
         batches = tuple(check_batches) if dynamic_batch else (batch_size,)
-        result.parity = parity(model, fmt.load(out), batches, flip_sum=net.flip_sum, seed=seed)
+        result.parity = parity(model, fmt.load(out), batches, seed=seed)
     return result
 
 
 # ---------------------------------------------------------------------------- throughput
 def onnx_fps_runtimes(model, backend, device) -> dict:
     """``pyface eval fps --onnx``: the runtimes timed beside the checkpoint's PyTorch
-    forward (:func:`pyface.eval.runner.measure_fps` ``others``): "onnxruntime" (the file
-    as exported, :meth:`OnnxBackend.run`) and "pytorch-export" (PyTorch running the same
-    graph -- the exported heads, the flip-sum when the file has it -- so the two differ
-    only in the runtime)."""
+    forward (:func:`pyface.eval.runner.measure_fps` ``others``): "onnxruntime" (the file,
+    all its outputs) and "pytorch-export" (PyTorch running the same graph -- the exported
+    heads, HopeNet angles -- so the two differ only in the runtime)."""
     device = torch.device(device)
     heads = [h for h in backend.info.heads if h in model.tasks]
-    net = InferenceNet(runtime.load_model(model, device, heads=heads, export=True), backend.info.flip_sum).eval()
+    net = InferenceNet(runtime.load_model(model, device, heads=heads, export=True)).eval()
 
     def torch_run(x: np.ndarray):
         with torch.no_grad():
@@ -351,16 +339,15 @@ def onnx_fps_runtimes(model, backend, device) -> dict:
     providers = ", ".join(p.replace("ExecutionProvider", "") for p in backend.providers)
     threads = backend.session.get_session_options().intra_op_num_threads
     return {"pytorch-export": (torch_run, runtime.device_name(device)),
-            "onnxruntime": (backend.run, f"onnxruntime {providers}" + (f" ({threads} threads)" if threads else ""))}
+            "onnxruntime": (backend.predict, f"onnxruntime {providers}" + (f" ({threads} threads)" if threads else ""))}
 
 
 # ---------------------------------------------------------------------------- parity
 @torch.no_grad()
-def reference_outputs(model, images: torch.Tensor, flip_sum: bool = True) -> dict[str, np.ndarray]:
+def reference_outputs(model, images: torch.Tensor) -> dict[str, np.ndarray]:
     """What pyface computes in PyTorch (fp32) for uint8 ``images``, through the runtime
-    every other command uses: :func:`pyface.runtime.forward` for the heads,
-    :func:`pyface.runtime.embed` for the (flip-sum) embedding, HopeNet logits -> angles
-    as ``pyface eval`` does."""
+    every other command uses (:func:`pyface.runtime.forward`; HopeNet logits -> angles
+    as ``pyface eval`` does)."""
     out = runtime.forward(model, images, amp=False)
     ref = {}
     for k, v in out.items():
@@ -368,12 +355,10 @@ def reference_outputs(model, images: torch.Tensor, flip_sum: bool = True) -> dic
             ref["pose"] = _hopenet_pose(v, v.shape[-1]).numpy()
         elif k in _EXPORTABLE:
             ref[k] = v.float().numpy()
-    if "embedding" in out:
-        ref["embedding"] = runtime.embed(model, images, flip=flip_sum, amp=False).numpy()
     return ref
 
 
-def parity(model, run, batch_sizes=(1, 5), *, flip_sum: bool = True, seed: int = 0) -> dict[str, dict]:
+def parity(model, run, batch_sizes=(1, 5), *, seed: int = 0) -> dict[str, dict]:
     """Max absolute difference per output between ``run`` (an exported file's runner:
     uint8 numpy -> dict of numpy) and :func:`reference_outputs` of ``model`` on random
     uint8 batches of each size: ``{output: {"max_abs": ..., "ref_max_abs": ..., "batches": [...]}}``
@@ -383,7 +368,7 @@ def parity(model, run, batch_sizes=(1, 5), *, flip_sum: bool = True, seed: int =
     res: dict[str, dict] = {}
     for bs in batch_sizes:
         x = torch.randint(0, 256, (bs, 3, s, s), dtype=torch.uint8, generator=g)
-        ref = reference_outputs(model, x, flip_sum=flip_sum)
+        ref = reference_outputs(model, x)
         got = run(x.numpy())
         if set(got) != set(ref):
             raise AssertionError(f"exported outputs {sorted(got)} differ from the model's {sorted(ref)}")

@@ -13,9 +13,8 @@ Keys (every value a string; structured ones JSON):
   the caller passes raw uint8 pixels); ``batch``: "dynamic" or the fixed batch size.
 - ``outputs``: JSON ``{name: {"shape": [...], "dtype": "float32", "meaning": ...}}`` in
   the graph's output order.
-- ``heads``: the pyface heads kept, comma-separated; ``embedding_flip_sum``: "true"
-  when "embedding" is already the flip-sum (the image's plus its mirror's embedding,
-  unnormalised -- pyface eval's and the analyzer's embedding), else "false".
+- ``heads``: the pyface heads kept, comma-separated. "embedding" is one pass over the
+  given image (pyface eval's and the analyzer's flip-sum adds the mirror image's).
 - ``model_config``: JSON of the MultiTaskNet configuration; ``source``, ``source_sha256``:
   the checkpoint; ``pyface_version``, ``torch_version``, ``format``, ``opset``.
 """
@@ -23,7 +22,8 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["INPUT_NAME", "MEAN", "OUTPUT_MEANINGS", "SCHEMA_VERSION", "STD", "ExportInfo", "parse"]
+__all__ = ["INPUT_NAME", "MEAN", "OUTPUT_MEANINGS", "SCHEMA_VERSION", "STD", "ExportInfo", "parse",
+           "shape_tail"]
 
 SCHEMA_VERSION = "1"
 INPUT_NAME = "images"
@@ -31,10 +31,10 @@ INPUT_NAME = "images"
 MEAN, STD = 127.5, 128.0
 #: The outputs an export may have, in graph order, and what each holds.
 OUTPUT_MEANINGS = {
-    "embedding": "face embedding [B, D] float32, unnormalised (L2-normalise before cosine scores)",
+    "embedding": "face embedding [B, D] float32 of the image alone, unnormalised (L2-normalise before cosine "
+                 "scores; pyface's flip-sum adds the mirror image's)",
     "landmarks": "68 iBUG landmarks [B, 68, 2] (x, y) in pixels of the S x S network input",
     "pose": "head pose [B, 3] (yaw, pitch, roll) in degrees, pyface.geometry's convention",
-    "eye_closed": "eye-blink logit [B] (> 0: closed)",
 }
 
 
@@ -52,7 +52,6 @@ class ExportInfo:
             self.input_size = int(props["input_size"])
             self.outputs: dict[str, dict] = json.loads(props["outputs"])
             self.heads = tuple(h for h in props.get("heads", "").split(",") if h)
-            self.flip_sum = props.get("embedding_flip_sum") == "true"
             self.batch = props.get("batch", "dynamic")
             self.input_name = props.get("input_name", INPUT_NAME)
             self.input_dtype = props.get("input_dtype", "uint8")
@@ -70,10 +69,15 @@ class ExportInfo:
 
     def __repr__(self) -> str:
         return (f"ExportInfo(input_size={self.input_size}, outputs={list(self.outputs)}, heads={self.heads}, "
-                f"flip_sum={self.flip_sum}, batch={self.batch})")
+                f"batch={self.batch})")
 
 
 def parse(props: dict[str, str], source: str = "model") -> ExportInfo:
     """:class:`ExportInfo` of a model's metadata; ValueError naming ``source`` when it is
     not a pyface export."""
     return ExportInfo(props, source)
+
+
+def shape_tail(spec: dict) -> tuple[int, ...]:
+    """The non-batch dimensions of an output in ``outputs`` ({"shape": ["batch", 68, 2]} -> (68, 2))."""
+    return tuple(int(d) for d in spec.get("shape", [])[1:])
