@@ -192,7 +192,7 @@ def test_metadata_states_the_preprocessing_and_outputs(tmp_path):
     props = {p.key: p.value for p in onnx.load(str(r.path)).metadata_props}
     assert props["input_dtype"] == "uint8" and props["channel_order"] == "RGB" and props["input_layout"] == "NCHW"
     assert props["input_size"] == "64" and props["mean"] == "127.5" and props["std"] == "128.0"
-    assert props["batch"] == "dynamic" and props["heads"] == "fr,fld"
+    assert props["batch"] == "dynamic" and props["heads"] == "fr,fld" and props["opset"] == "17"
     assert list(json.loads(props["outputs"])) == ["embedding", "landmarks"]
     assert json.loads(props["model_config"])["tasks"] == ["fr", "fld"]
     assert props["source"] == str(ckpt) and len(props["source_sha256"]) == 64

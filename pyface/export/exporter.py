@@ -38,6 +38,7 @@ from torch import nn
 
 import pyface
 from pyface import runtime
+from pyface.analyze.backend import OUTPUTS
 from pyface.errors import UsageError
 from pyface.export import metadata as M
 from pyface.io import atomic_path
@@ -49,7 +50,7 @@ __all__ = ["EXPORT_FORMATS", "ExportFormat", "ExportResult", "InferenceNet", "ex
 #: model outputs an export may carry: the analyzer's (pyface.analyze.backend.OUTPUTS;
 #: "pose_logits" leaves the graph as "pose"). Other heads -- SSL branches, Barlow Twins
 #: projections, the labeler's eye-blink net -- are not exported.
-_EXPORTABLE = {"embedding", "landmarks", "pose", "pose_logits"}
+_EXPORTABLE = OUTPUTS | {"pose_logits"}
 
 
 def exportable_heads(model) -> tuple[str, ...]:
@@ -121,6 +122,7 @@ def _quiet_tracing():
 def _write_onnx(net: InferenceNet, example: torch.Tensor, path: Path, props: dict, dynamic_batch: bool,
                 opset: int) -> None:
     """The TorchScript-based exporter (``dynamo=False``): seconds, needs no onnxscript."""
+    props["opset"] = str(opset)
     names = list(net.output_names)
     axes = {n: {0: "batch"} for n in [M.INPUT_NAME, *names]} if dynamic_batch else None
     with _quiet_tracing():
@@ -249,7 +251,6 @@ def _props(net: InferenceNet, fmt: str, dynamic_batch: bool, batch_size: int, op
         "source": str(src) if src else "",
         "source_sha256": _sha256(src) if src and os.path.isfile(src) else "",
         "pyface_version": pyface.__version__, "torch_version": torch.__version__,
-        "opset": str(opset) if fmt.startswith("onnx") else "",
     }
 
 
