@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import os
 
-from pyface.cli.command import Command, command, existing_dir, existing_path, non_negative_int, positive_int
+from pyface.cli.command import (
+    Command,
+    command,
+    existing_dir,
+    existing_file,
+    existing_path,
+    non_negative_int,
+    positive_int,
+)
 from pyface.errors import UsageError
 
 # pyface.eval.job.WHAT, spelt out here: importing pyface.eval imports torch
@@ -24,6 +32,7 @@ Examples (real test sets)::
     pyface eval pose --checkpoint run/ --aflw2000 /data/AFLW2000 --biwi /data/BIWI_test.npz
     pyface eval landmarks --checkpoint run/ --aflw2000 /data/AFLW2000
     pyface eval fps --checkpoint run/model.pt
+    pyface eval fps --onnx model.onnx            # ONNX Runtime beside PyTorch (checkpoint from its metadata)
     pyface eval all --checkpoint run/model.pt --data-root /data/eval --out eval_out  # report.md + report.json + PNGs
     pyface demo eval --checkpoint demo_out/model.pt                                  # synthetic copies of every format
 
@@ -40,7 +49,12 @@ without --part then finds them all and writes the report.
 
     def add_arguments(self, e):
         e.add_argument("what", choices=WHAT)
-        e.add_argument("--checkpoint", required=True, help="model.pt, checkpoints/last.pt or a pyface train run folder")
+        e.add_argument("--checkpoint", default=None,
+                       help="model.pt, checkpoints/last.pt or a pyface train run folder (required unless --onnx names "
+                            "an export whose source checkpoint exists)")
+        e.add_argument("--onnx", default=None,
+                       help="fps/all: also time this `pyface export` ONNX file on ONNX Runtime, interleaved with "
+                            "PyTorch (and PyTorch running the same exported graph)")
         e.add_argument("--data-root", default=None, help="folder with *.bin, IJBC/, AFLW2000/, BIWI*.npz")
         e.add_argument("--bin", action="append", default=None, help="a verification .bin (repeatable)")
         e.add_argument("--ijbc", default=None, help="IJB-C root (meta/, loose_crop/)")
@@ -65,6 +79,21 @@ without --part then finds them all and writes the report.
                             "without --part then writes the report")
 
     def run(self, args) -> int:
+        onnx = None
+        if args.onnx is not None:
+            if args.what not in ("fps", "all"):
+                raise UsageError(f"--onnx: only with 'fps' or 'all' (it times the exported file), not {args.what!r}")
+            existing_file("--onnx", args.onnx, "ONNX file")
+            from pyface.analyze.onnx_backend import OnnxBackend
+
+            onnx = OnnxBackend(args.onnx, threads=_torch_threads())
+            if args.checkpoint is None:
+                args.checkpoint = onnx.info.props.get("source") or None
+                if not args.checkpoint or not os.path.exists(args.checkpoint):
+                    raise UsageError(f"--checkpoint: {args.onnx} was exported from {args.checkpoint!r}, which is not "
+                                     "here; give --checkpoint for the PyTorch figure")
+        if args.checkpoint is None:
+            raise UsageError("--checkpoint: required (a model.pt, checkpoints/last.pt or run folder)")
         existing_path("--checkpoint", args.checkpoint, "checkpoint")
         if args.data_root is not None:
             existing_dir("--data-root", args.data_root)
@@ -88,12 +117,17 @@ without --part then finds them all and writes the report.
         data = open_suites(ts, select_suites(args.what, model, ts))  # every reader checks its files first
         out = args.out or "eval_out"
         cache = os.path.join(out, "cache") if args.cache is None else (args.cache or None)
+        others = None
+        if onnx is not None:
+            from pyface.export.exporter import onnx_fps_runtimes
+
+            others = onnx_fps_runtimes(model, onnx, device)
         with split.lock(out, "evaluation"):  # the report and the cache are this job's until it ends
             results = evaluate(model, data, args.what, device=device, batch_size=args.batch_size,
                                workers=args.workers, cache_dir=cache, amp=not args.no_amp,
                                faceness=not args.no_faceness, limit_deg=args.limit_deg,
                                fps_repeats=args.fps_repeats, fps_batches=fps_batches, progress=not args.no_progress,
-                               shard_size=args.shard_size, split=split)
+                               shard_size=args.shard_size, split=split, fps_others=others)
             if part is not None and split.leader:
                 print(f"part {part}: inference shards written to {cache}; when every part is done, run the same "
                       "command without --part for the report")
@@ -103,6 +137,12 @@ without --part then finds them all and writes the report.
         print(summary(results))
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()  # ONNX Runtime gets as many CPU threads as PyTorch
 
 
 def _ints(text: str, flag: str) -> tuple[int, ...]:

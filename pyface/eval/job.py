@@ -61,8 +61,9 @@ def open_suites(test_sets, need: set[str]) -> dict:
 
 def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, amp=True, faceness=True,
              limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True, cache_dir=None,
-             shard_size=8192, split=None) -> dict | None:
+             shard_size=8192, split=None, fps_others=None) -> dict | None:
     """Run the opened test sets through the model; results as write_report expects.
+    ``fps_others``: runtimes timed beside PyTorch (:func:`pyface.eval.runner.measure_fps`).
 
     ``split`` (:class:`pyface.work_split.WorkSplit`; default: this process alone): the
     inference is split across the ranks by shards, the
@@ -95,7 +96,7 @@ def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, 
         return None
     if what in ("fps", "all"):
         res["fps"] = runner.measure_fps(model, device, batch_sizes=fps_batches, repeats=fps_repeats,
-                                        warmup=min(3, fps_repeats))
+                                        warmup=min(3, fps_repeats), others=fps_others)
     res["seconds"] = time.time() - t0
     return res
 
@@ -120,7 +121,8 @@ def summary(res: dict) -> str:
             lines.append(f"{key:>12}: NME {n['mean'] * 100:.2f} % ("
                          + ", ".join(f"{k} {v * 100:.2f}" for k, v in n["bins"].items()) + ")")
     for r in res.get("fps") or []:
-        lines.append(f"{'fps':>12}: batch {r['batch']:>3} {r['precision']:>8}: {r['images_per_s']:.1f} img/s "
-                     f"(IQR {r['iqr']:.1f})")
+        rt = r.get("runtime", "pytorch")
+        lines.append(f"{'fps':>12}: batch {r['batch']:>3} {r['precision']:>8} {rt:>11}: {r['images_per_s']:.1f} img/s "
+                     f"(IQR {r['iqr']:.1f}; {r['device']})")
     return "\n".join(lines)
 

@@ -211,12 +211,19 @@ def _infer(model: MultiTaskNet, dataset, *, batch_size, device, amp, flip, num_w
 
 
 def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precisions=("fp32", "half"),
-                repeats: int = 10, warmup: int = 3, max_seconds: float = 20.0) -> list[dict]:
+                repeats: int = 10, warmup: int = 3, max_seconds: float = 20.0,
+                others: dict | None = None) -> list[dict]:
     """Images per second of the forward pass on random uint8 input, per batch size and
     precision ("half": fp16 autocast on CUDA, bf16 autocast on CPU, named in the row):
     ``warmup`` untimed calls, then up to ``repeats`` timed calls (fewer when one
     configuration would take longer than ``max_seconds``); median and IQR of the
-    per-call throughput, and the device name."""
+    per-call throughput, and the device name.
+
+    ``others``: more runtimes to time beside the PyTorch fp32 rows, ``{name: (fn, device
+    description)}`` with ``fn(uint8 numpy [B, 3, S, S])`` running one batch to completion
+    (e.g. an ONNX Runtime session: ``pyface eval fps --onnx``). Their calls are
+    interleaved with PyTorch's (A, B, A, B, ...), so load on a shared machine hits both
+    alike; their rows carry ``"runtime": name`` (PyTorch's ``"pytorch"``)."""
     if int(repeats) < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     device = runtime.resolve_device(device) if device is not None else next(model.parameters()).device
@@ -238,19 +245,26 @@ def measure_fps(model: MultiTaskNet, device=None, batch_sizes=(1, 64), precision
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
 
+            calls = {"pytorch": call}
+            if prec == "fp32" and others:
+                xn = x.cpu().numpy()
+                calls.update({k: (lambda fn=fn, xn=xn: fn(xn)) for k, (fn, _) in others.items()})
             t0 = time.perf_counter()
             for _ in range(warmup):
-                call()
+                for c in calls.values():
+                    c()
             per = (time.perf_counter() - t0) / max(warmup, 1)
             n = max(3, min(repeats, int(max_seconds / max(per, 1e-9))))
-            ips = []
+            ips = {k: [] for k in calls}
             for _ in range(n):
-                t = time.perf_counter()
-                call()
-                ips.append(bs / (time.perf_counter() - t))
-            q = statistics.quantiles(ips, n=4) if len(ips) >= 2 else [ips[0]] * 3
-            rows.append({"batch": bs, "precision": prec if prec == "fp32" else
-                         str(runtime.AMP_DTYPES[half]).replace("torch.", ""),
-                         "images_per_s": statistics.median(ips), "iqr": q[2] - q[0], "repeats": n,
-                         "device": name})
+                for k, c in calls.items():
+                    t = time.perf_counter()
+                    c()
+                    ips[k].append(bs / (time.perf_counter() - t))
+            for k, v in ips.items():
+                q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
+                rows.append({"batch": bs, "precision": prec if prec == "fp32" else
+                             str(runtime.AMP_DTYPES[half]).replace("torch.", ""),
+                             "images_per_s": statistics.median(v), "iqr": q[2] - q[0], "repeats": n,
+                             "device": name if k == "pytorch" else others[k][1], "runtime": k})
     return rows
