@@ -79,9 +79,12 @@ def existing_run(out_dir: str | os.PathLike) -> Path | None:
 
 
 def refuse_existing_run(out_dir: str | os.PathLike, hint: str = "choose another --out") -> None:
-    """OutputError when ``out_dir`` holds a training run (before a job spends time on data)."""
+    """OutputError when ``out_dir`` holds a training run (before a job spends time on data).
+    A run that is still going is named as such, with its holder (the folder's lock)."""
     found = existing_run(out_dir)
     if found is not None:
+        with FolderLock(out_dir, "training run", clean=False):  # raises "in use by ..." while a job holds it
+            pass
         raise OutputError(f"{out_dir} already holds a training run ({found}); {hint}")
 
 
