@@ -268,10 +268,10 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 try:
-                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or f"{self.what} (pid unknown)"
                 finally:
                     os.close(fd)
-                raise OutputError(f"{self.folder} is in use by another pyface {self.what} ({holder}); wait for it "
+                raise OutputError(f"{self.folder} is in use by another pyface {holder}; wait for it "
                                   "to finish or choose another output folder") from None
             try:  # a holder removes the lock file when it is done: hold the file that is in place
                 same = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -280,8 +280,9 @@ class FolderLock:
             if same:
                 break
             os.close(fd)
-        info = (f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                + " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300])
+        info = (f"{self.what} (pid {os.getpid()} on {socket.gethostname()}, started "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                + " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:300] + ")")
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode() + b"\n", 0)
         self._fd = fd
