@@ -1,0 +1,1 @@
+"""pyface.analyze: photo and video in, faces out (issue 19)."""
