@@ -178,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     print("== pyface build")
     for k, v in build_info().items():
         print(f"{k:>26}: {v}")
+    from pyface.opencv_dists import report as opencv_report
+
+    print("== OpenCV (cv2)")
+    for line in opencv_report():
+        print(f"{'':>26}  {line}")
     if _ext.cuda_available() and not args.emulate:
         device, what = torch.device("cuda"), f"GPU {torch.cuda.get_device_name()}"
         ctx = _ext.emulate_cuda(False)

@@ -49,7 +49,7 @@ from pyface.io import atomic_write
 __all__ = ["AMP_DTYPES", "CHECKPOINT_FILES", "INFERENCE_AMP", "CheckpointNotFoundError", "amp_dtype", "autocast",
            "device_name", "embed", "find_checkpoint", "forward", "is_legacy_state_dict", "load_model",
            "model_from_checkpoint", "prepare_input", "read_checkpoint", "require_heads", "resolve_device",
-           "save_model", "upgrade_state_dict"]
+           "save_model", "upgrade_state_dict", "weights_digest"]
 
 #: Where a run folder keeps its weights, in the order they are looked for.
 CHECKPOINT_FILES = ("model.pt", "checkpoints/last.pt")
@@ -361,6 +361,23 @@ def load_model(source, device=None, *, heads=None, export: bool = False, what: s
     if device is not None or not isinstance(source, torch.nn.Module):
         model = model.to(resolve_device(device, what=what or "device") if device is not None else "cpu")
     return model.eval()
+
+
+def weights_digest(module: torch.nn.Module | None) -> str | None:
+    """SHA-256 over a module's state dict (names, shapes and bytes): identifies the
+    weights themselves, whatever file they came from (the labeler's resume check, the
+    evaluation cache's key). Kept byte-for-byte as the labeler first wrote it, so the
+    configuration hashes of existing labeling runs still match."""
+    if module is None:
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()
 
 
 def save_model(model: torch.nn.Module, path: str | os.PathLike) -> Path:

@@ -42,6 +42,12 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The fault-injection suite (issue 21) is its own CI stage: `pytest -m faults`.
+    if "faults" not in (config.option.markexpr or ""):
+        skip_faults = pytest.mark.skip(reason="fault-injection suite: run with pytest -m faults (its own CI stage)")
+        for item in items:
+            if "faults" in item.keywords:
+                item.add_marker(skip_faults)
     if os.environ.get("PYFACE_STRESS", "0") in ("", "0"):
         skip_stress = pytest.mark.skip(reason="stress test: run with PYFACE_STRESS=1 pytest -m stress")
         for item in items:

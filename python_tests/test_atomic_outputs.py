@@ -11,14 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from utils import NEUTRAL_CWD, subprocess_env
 
-import pyface
 from pyface import runtime as R
-from pyface.errors import CheckpointError
+from pyface.errors import CheckpointError, OutputError
 from pyface.label.shards import open_output
 from pyface.models import build_model
-
-PKG_ROOT = Path(pyface.__file__).resolve().parents[1]
 
 # Runs one writer in a child process whose low-level write function is replaced by one
 # that writes the first half of the real bytes, says so, and hangs -- then it is killed.
@@ -72,7 +70,7 @@ elif what == "shard":
 def _kill_mid_write(what: str, path) -> list[str]:
     """Run the writer, kill it mid-write; returns the names in the folder afterwards."""
     p = subprocess.Popen([sys.executable, "-c", _CHILD, what, str(path)], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(PKG_ROOT)})
+                         env=subprocess_env(), cwd=NEUTRAL_CWD)
     try:
         assert p.stdout.readline().strip() == "writing"
     finally:
@@ -124,8 +122,10 @@ def test_killed_checkpoint_write_keeps_the_previous_file(tmp_path, what):
             return {"image": torch.full((3, 32, 32), i * 10, dtype=torch.uint8), "landmarks": torch.rand(68, 2) * 32,
                     "pose": torch.zeros(3), "identity": torch.tensor(i % 2), "source": "t"}
 
-    Trainer(cfg, Faces()).fit()
+    with pytest.raises(OutputError, match="already holds a training run"):  # nor is the run overwritten
+        Trainer(cfg, Faces()).fit()
     assert _temps(folder) == [] and _temps(tmp_path / "run") == []
+    assert (folder / what).read_bytes() == before
 
 
 def test_killed_shard_write_is_never_read_and_is_removed_on_resume(tmp_path):

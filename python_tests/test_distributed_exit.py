@@ -4,29 +4,18 @@ statistical check is tools/dist_exit_stress.py (the `stress` test below, a CI st
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
-
-import pyface
+from utils import NEUTRAL_CWD, subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
-# The pyface under test (source tree or installed wheel): subprocesses import it.
-PKG_ROOT = Path(pyface.__file__).resolve().parents[1]
-
-
-def _env(**extra):
-    path = os.pathsep.join([str(PKG_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
-    # cwd outside the repository: `python -c` puts the cwd first on sys.path, and a
-    # source checkout there (CI's clone, without a built _C) would shadow the pyface under test
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=_env(**env), timeout=300, cwd=tempfile.gettempdir())
+                          env=subprocess_env(**env), timeout=300, cwd=NEUTRAL_CWD)
 
 
 # One process, world size 1 (a real gloo group and real gloo worker threads): the
@@ -119,6 +108,6 @@ def test_two_rank_processes_never_abort_at_exit():
     trials = os.environ.get("PYFACE_STRESS_TRIALS", "40")
     r = subprocess.run([sys.executable, str(REPO / "tools" / "dist_exit_stress.py"), "--trials", trials,
                         "--max-seconds", os.environ.get("PYFACE_STRESS_SECONDS", "900")],
-                       capture_output=True, text=True, cwd=str(REPO / "tools"), env=_env())
+                       capture_output=True, text=True, cwd=str(REPO / "tools"), env=subprocess_env())
     print(r.stdout[-3000:], r.stderr[-3000:])
     assert r.returncode == 0, r.stdout[-3000:]

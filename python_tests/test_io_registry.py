@@ -5,16 +5,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from utils import NEUTRAL_CWD, subprocess_env
 
-import pyface
 from pyface.errors import ConfigError, OutputError, UserError
 from pyface.io import FolderLock, atomic_path, atomic_write, remove_stale_temps, write_json_atomic
 from pyface.registry import Registry, did_you_mean
-
-PKG_ROOT = Path(pyface.__file__).resolve().parents[1]
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
@@ -55,7 +52,7 @@ def test_a_killed_writer_leaves_the_old_file_and_a_temp_that_is_cleaned(tmp_path
             "with atomic_write(sys.argv[1]) as f:\n"
             "    f.write(b'x' * 1000); f.flush(); print('writing', flush=True); time.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(PKG_ROOT)}, cwd=tmp_path.parent)
+                         env=subprocess_env(), cwd=NEUTRAL_CWD)
     assert p.stdout.readline().strip() == "writing"
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -78,7 +75,7 @@ def test_folder_lock_refuses_a_second_process_naming_the_holder(tmp_path):
             "with FolderLock(sys.argv[1], 'training run'):\n"
             "    print('locked', flush=True); time.sleep(60)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(PKG_ROOT)}, cwd=tmp_path.parent)
+                         env=subprocess_env(), cwd=NEUTRAL_CWD)
     try:
         assert p.stdout.readline().strip() == "locked"
         with pytest.raises(OutputError, match=rf"in use by another pyface training run \(pid {p.pid} "):

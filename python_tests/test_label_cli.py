@@ -79,7 +79,9 @@ def test_killed_and_resumed_equals_uninterrupted(folder, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         label_dataset(ds, labeler(), tmp_path / "cut", shard_size=5, batch_size=3, progress=False, callback=die)
-    assert sorted(os.listdir(tmp_path / "cut")) == ["config.json", "part-000000.parquet", "part-000001.parquet"]
+    assert sorted(os.listdir(tmp_path / "cut")) == ["config.json", "part-000000.parquet", "part-000001.parquet",
+                                                    "timing"]
+    assert sorted(os.listdir(tmp_path / "cut" / "timing")) == ["part-000000.json", "part-000001.json"]
     (tmp_path / "cut" / ".part-000002.parquet.1.tmp").write_bytes(b"torn")
     with pytest.raises(ValueError, match="--resume"):
         label_dataset(ds, labeler(), tmp_path / "cut", shard_size=5, batch_size=3, progress=False)

@@ -7,7 +7,11 @@ Random-weight nets (the cost does not depend on the weights; the heads are rando
 so that the fit sees spread-out samples). Default: the paper's labeling net
 (``resnet50-fld-hpe``, 128 x 128) and ResNet18 eye net; ``--quick``: ResNet18 width 16
 at 64 x 64. Algorithm 2 is benchmarked by its own module (``pyface bench dups`` times
-its duplicate-search kernel)."""
+its duplicate-search kernel).
+
+``--ranks 1 2 --cpu-workers 0 1``: whole labeling jobs per (ranks, CPU workers)
+configuration instead (:mod:`pyface.benchmarks._label_scaling`): images/s side by side,
+the MediaPipe share, and a projection to 8 GPUs x 8 cores (a calculation)."""
 from __future__ import annotations
 
 import torch
@@ -21,8 +25,14 @@ def add_arguments(p):
     p.add_argument("--images", type=int, default=None, help="images per batch (default 32; --quick: 8)")
     p.add_argument("--views", type=int, default=8)
     p.add_argument("--iters", type=int, default=None)
-    p.add_argument("--preset", default=None, help="landmark net preset (default resnet50-fld-hpe; --quick: "
-                   "resnet18-fld-hpe)")
+    p.add_argument("--preset", default=None, help="landmark net preset (default resnet50-fld-hpe; --quick and the "
+                   "job configurations: resnet18-fld-hpe)")
+    p.add_argument("--ranks", type=int, nargs="+", default=None,
+                   help="whole labeling jobs instead: processes (gloo ranks, as torchrun) per configuration, e.g. 1 2")
+    p.add_argument("--cpu-workers", type=int, nargs="+", default=None,
+                   help="... and CPU worker processes per rank, e.g. 0 1 (every ranks x workers pair is measured)")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds of the job configurations "
+                   "(default 3; --quick 1)")
 
 
 def _net(preset):
@@ -44,6 +54,12 @@ def run(args) -> dict:
     from pyface.models import build_model
 
     device = torch.device(args.device or H.default_device())
+    if args.ranks or args.cpu_workers:
+        from pyface.benchmarks import _label_scaling as J
+
+        args.ranks = J.check(args.ranks or [1], "--ranks", 1)
+        args.cpu_workers = J.check(args.cpu_workers or [0], "--cpu-workers", 0)
+        return J.run(args, device)
     quick = args.quick
     B = args.images or (8 if quick else 32)
     iters = args.iters or (3 if quick else 5)

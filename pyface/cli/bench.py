@@ -54,6 +54,8 @@ class Bench(Command):
             bench_args.quick, bench_args.device = args.quick, args.device
             result = benchmarks.load(name).run(bench_args)
             if args.out_dir:
-                path = H.write_json(args.out_dir, name + ("-quick" if args.quick else ""), result)
+                # a benchmark with several modes names its file per mode ("label-scaling")
+                path = H.write_json(args.out_dir, result.pop("result_name", name) + ("-quick" if args.quick else ""),
+                                    result)
                 print(f"results: {path}")
         return 0

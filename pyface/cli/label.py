@@ -53,20 +53,58 @@ def _check_labeler_args(args) -> None:
         existing_file("--eye-net", args.eye_net, "checkpoint")
 
 
-def _labeler(args, views=None):
+def _labeler(args, views=None, device=None):
     from pyface.label import Labeler, Validity
 
     validity = Validity(min_extent=args.min_extent, centre_band=args.centre_band, centre_frac=args.centre_frac,
                         max_outside=args.max_outside)
     return Labeler(args.net, eye_net=getattr(args, "eye_net", None), mediapipe=args.mediapipe,
-                   views=views if views is not None else args.views, threshold=args.threshold, device=args.device,
-                   validity=validity, batch_size=args.net_batch, amp=not args.no_amp)
+                   views=views if views is not None else args.views, threshold=args.threshold,
+                   device=device if device is not None else args.device, validity=validity,
+                   batch_size=args.net_batch, amp=not args.no_amp, cpu_workers=getattr(args, "cpu_workers", 0))
+
+
+# ----------------------------------------------------------------------------- many processes
+_SCALE_HELP = """
+Many GPUs and machines: run the same command under torchrun (one process per GPU; the
+ranks split the shards, rank 0 writes manifest.parquet and summary.json), or as the parts
+of a job array with --part k/N and then `pyface label finalize OUT`. The files are the
+same, byte for byte, as one process writes. See the README, "Labeling a large data set".
+
+    torchrun --nproc_per_node 8 -m pyface label landmarks --data D --net N --out OUT --cpu-workers 7
+    pyface label landmarks --data D --net N --out OUT --part $((SLURM_ARRAY_TASK_ID + 1))/16
+"""
+
+
+def _add_scale_args(p) -> None:
+    p.add_argument("--part", default=None, metavar="K/N",
+                   help="job array: do part K of N of the work (1 <= K <= N) and leave the final files to "
+                        "`pyface label finalize OUT` (combines with torchrun)")
+
+
+def _split(args, device_flag):
+    """(WorkSplit, device) for this process: torchrun's rank (process group set up here;
+    cuda becomes cuda:LOCAL_RANK) and the --part of a job array."""
+    from pyface import runtime
+    from pyface.distributed import setup
+    from pyface.work_split import WorkSplit, parse_part
+
+    part = parse_part(args.part)
+    ctx, device = setup(runtime.resolve_device(device_flag, what="--device"))
+    return WorkSplit(ctx, part), device
+
+
+def _part_done(split, out: str, what: str) -> None:
+    if split.leader:
+        print(f"part {split.part}: {what} in {out}; when every part is done: pyface label finalize {out}")
 
 
 @command
 class Landmarks(Command):
     name = "label landmarks"
-    help = "Algorithm 1: landmark + pose pseudo-labels for a dataset (resumable)"
+    help = "Algorithm 1: landmark + pose pseudo-labels for a dataset (resumable; torchrun / job arrays)"
+    description = "Algorithm 1: landmark + pose pseudo-labels for a dataset (resumable).\n" + _SCALE_HELP
+    elastic_record = True
 
     def add_arguments(self, p):
         p.add_argument("--data", required=True, help="dataset: image folder, .parquet manifest (optional 'box' "
@@ -82,6 +120,11 @@ class Landmarks(Command):
         p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                        help="unreadable image: stop with an error naming the file, or count it and go on")
         p.add_argument("--limit", type=positive_int, default=None, help="label only the first N images")
+        p.add_argument("--cpu-workers", type=non_negative_int, default=0,
+                       help="processes (per rank) for the views' warps, MediaPipe and its validity checks, so the "
+                            "GPU is fed while K cores run the face mesh (default 0: in the labeling process; the "
+                            "labels are the same for every K)")
+        _add_scale_args(p)
         p.add_argument("--no-progress", action="store_true")
 
     def run(self, args) -> int:
@@ -90,15 +133,52 @@ class Landmarks(Command):
         from pyface.data import describe_spec, open_dataset
         from pyface.label.landmarks import label_dataset
 
+        split, device = _split(args, args.device)
         ds = open_dataset(args.data, on_error=args.on_error)  # errors name the spec before any model loads
-        labeler = _labeler(args)
-        summary = label_dataset(ds, labeler, args.out, resume=args.resume, shard_size=args.shard_size,
-                                batch_size=args.batch_size, workers=args.workers, on_error=args.on_error,
-                                progress=not args.no_progress, data_spec=describe_spec(args.data), limit=args.limit)
+        with _labeler(args, device=device) as labeler:
+            summary = label_dataset(ds, labeler, args.out, resume=args.resume, shard_size=args.shard_size,
+                                    batch_size=args.batch_size, workers=args.workers, on_error=args.on_error,
+                                    progress=not args.no_progress, data_spec=describe_spec(args.data),
+                                    limit=args.limit, split=split)
+        if split.part is not None:
+            _part_done(split, args.out, "shards written")
+        if summary is None:
+            return 0
         print(f"labeled {summary['images']} images: {summary['accepted']} accepted "
               f"({100 * summary['acceptance_rate']:.1f}%), {summary['images_per_s']:.1f} images/s on "
               f"{summary['device']}")
         print("rejections: " + ", ".join(f"{k} {v}" for k, v in summary["rejection_causes"].items()))
+        print(f"wrote {summary['manifest']} and {args.out}/summary.json")
+        return 0
+
+
+@command
+class Finalize(Command):
+    name = "label finalize"
+    help = "job arrays: check that every part of a label run is done and write its final files"
+    description = """After the parts of a job array (--part K/N) of `pyface label landmarks` or `pyface label
+identities` are done: check that every shard / embedding unit is there (an error lists the
+missing ones) and write what one process would have written at the end -- the same files.
+
+    pyface label finalize OUT
+"""
+
+    def add_arguments(self, p):
+        p.add_argument("out", help="the --out folder of the parts")
+        p.add_argument("--no-progress", action="store_true")
+
+    def run(self, args) -> int:
+        existing_dir("OUT", args.out, "label output folder")
+        import os
+
+        job = os.path.join(args.out, IDENTITIES_JOB)
+        if os.path.exists(job):
+            return _finalize_identities(args.out, job, progress=not args.no_progress)
+        from pyface.label.landmarks import finalize_landmarks
+
+        summary = finalize_landmarks(args.out)
+        print(f"{summary['shards']} shards, {summary['images']} images: {summary['accepted']} accepted "
+              f"({100 * summary['acceptance_rate']:.1f}%)")
         print(f"wrote {summary['manifest']} and {args.out}/summary.json")
         return 0
 
@@ -163,10 +243,30 @@ def parse_dataset_args(items: list[str]) -> dict:
     return out
 
 
+#: The arguments of a job-array run of ``label identities``, for ``pyface label finalize``.
+IDENTITIES_JOB = "identities-job.json"
+
+
+def _finalize_identities(out: str, job: str, progress: bool = True) -> int:
+    """``pyface label finalize`` of a job array of ``label identities``: the recorded
+    arguments, every embedding unit required on disk, then the merge and the manifest."""
+    import argparse
+    import json
+
+    with open(job) as f:
+        recorded = json.load(f)
+    args = argparse.Namespace(**{**recorded, "resume": True, "part": None, "no_progress": not progress})
+    return Identities().run(args, complete=True)
+
+
 @command
 class Identities(Command):
     name = "label identities"
     help = "Algorithm 2: deduplicate identities across FR datasets with two FR nets and write the PLTD manifest"
+    description = ("Algorithm 2: deduplicate identities across FR datasets with two FR nets and write the PLTD "
+                   "manifest.\n" + _SCALE_HELP.replace("label landmarks --data D --net N",
+                                                        "label identities --dataset ... --net-a A --net-b B"))
+    elastic_record = True
 
     def add_arguments(self, p):
         p.add_argument("--dataset", action="append", required=True, metavar="NAME=SPEC",
@@ -199,9 +299,10 @@ class Identities(Command):
         p.add_argument("--workers", type=non_negative_int, default=4, help="DataLoader worker processes")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
         p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: fp16 autocast)")
+        _add_scale_args(p)
         p.add_argument("--no-progress", action="store_true")
 
-    def run(self, args) -> int:
+    def run(self, args, complete: bool = False) -> int:
         datasets = parse_dataset_args(args.dataset)
         existing_file("--net-a", args.net_a, "checkpoint")
         existing_file("--net-b", args.net_b, "checkpoint")
@@ -213,14 +314,27 @@ class Identities(Command):
             existing_dir("--landmarks", d)
         from pyface.label.identities import IdentitiesConfig, run_identities
 
+        split, device = _split(args, args.device)
         config = IdentitiesConfig(
             datasets=datasets, net_a=args.net_a, net_b=args.net_b, out=args.out, threshold_a=args.threshold_a,
             threshold_b=args.threshold_b, calibrate=args.calibrate, semi_identify=args.semi_identify,
             landmarks=args.landmarks, keep_rejected=args.keep_rejected, semi_labels=args.semi_labels,
             batch_size=args.batch_size, chunk_size=args.chunk_size, face_crop_area=args.face_crop_area,
-            device=args.device, amp=not args.no_amp, workers=args.workers, resume=args.resume,
-            progress=not args.no_progress)
-        summary = run_identities(config, name_of=identities_flag)
+            device=device, amp=not args.no_amp, workers=args.workers, resume=args.resume,
+            progress=not args.no_progress, complete=complete)
+        if split.part is not None and split.leader:  # what finalize runs again (every part records the same)
+            import os
+
+            from pyface.io import write_json_atomic
+
+            os.makedirs(args.out, exist_ok=True)
+            write_json_atomic(os.path.join(args.out, IDENTITIES_JOB),
+                              {k: v for k, v in vars(args).items() if k not in ("part", "resume", "rest")})
+        summary = run_identities(config, name_of=identities_flag, split=split)
+        if split.part is not None:
+            _part_done(split, args.out, "embedding units written")
+        if summary is None:
+            return 0
         th = summary["thresholds"]
         print(f"thresholds: a={th['a']:.4f} b={th['b']:.4f}" + (" (calibrated)" if th["calibration"] else ""))
         print(f"identities: {summary['identities_before']} before, {summary['identities_after']} after "

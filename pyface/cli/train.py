@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyface.cli.command import Command, command, existing_file
 from pyface.errors import UsageError
@@ -40,6 +41,10 @@ class Train(Command):
         if args.reference_ops:
             over["loss"] = {"fused": False}
         cfg = load_config(args.config, over)
+        if args.resume is None:  # at once, not after the datasets and the model are built (fit checks again)
+            from pyface.train.trainer import refuse_existing_run
+
+            refuse_existing_run(cfg["out_dir"], "pass --resume to continue it, or choose another out_dir (--out-dir)")
         trainer = Trainer(cfg)
         main = trainer.dist.is_main
         counts = trainer.model.parameter_counts()
@@ -50,6 +55,9 @@ class Train(Command):
                   + (f"; {ws} ranks ({trainer.dist.backend}), global batch {cfg['data']['batch_size'] * ws}"
                      if ws > 1 else ""))
         resume = args.resume if args.resume not in (None, "") else bool(args.resume == "")
+        if resume is True and main and not trainer.checkpoint_path.exists():
+            print(f"pyface train: note: --resume: no checkpoint in {trainer.out} yet; starting at step 0",
+                  file=sys.stderr)
         metrics = trainer.fit(resume=resume)
         if metrics and main:
             print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))

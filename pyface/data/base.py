@@ -19,15 +19,71 @@ import torch
 from pyface.data.sample import DataError, label_problem, make_sample
 from pyface.io import atomic_write
 
-__all__ = ["FaceDataset", "decode_image", "get_with_policy", "read_image", "write_image"]
+__all__ = ["FaceDataset", "decode_image", "get_with_policy", "jpeg_problem", "read_image", "write_image"]
+
+
+# Markers that may follow a scan's entropy-coded data in a valid JPEG: EOI, another
+# table or scan (progressive / multi-scan files), restart-interval, DNL, APPn, comment.
+_AFTER_SCAN = frozenset([0xD9, 0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE0, 0xF0)])
+
+
+def jpeg_problem(buf: np.ndarray) -> str | None:
+    """Why the JPEG bytes ``buf`` are damaged, or None (also for non-JPEG data).
+
+    libjpeg decodes a stream whose header is intact but whose body is garbage or cut
+    short into an image -- grey or noise where the data went wrong -- and says so only
+    on stderr ("Corrupt JPEG data: ..."), so OpenCV returns it as if it were fine. This
+    walks the marker structure instead: the segments must chain, each scan's
+    entropy-coded data may hold ``FF`` only as ``FF 00`` (a stuffed byte) or a restart
+    marker, the first other marker after it must be one that can follow a scan, and the
+    stream must reach its end-of-image marker. Extraneous bytes a camera left before a
+    marker (a libjpeg warning on images that decode fine) are not flagged."""
+    n = int(buf.size)
+    if n < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
+        return None
+    pos = 2
+    while pos < n:
+        if buf[pos] != 0xFF:
+            return f"no marker where one belongs (byte {pos})"
+        while pos + 1 < n and buf[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        if pos + 1 >= n:
+            break
+        marker = int(buf[pos + 1])
+        pos += 2
+        if marker == 0xD9:
+            return None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            continue
+        if pos + 2 > n:
+            break
+        length = (int(buf[pos]) << 8) | int(buf[pos + 1])
+        if length < 2 or pos + length > n:
+            return f"a segment (marker 0x{marker:02X}) runs past the end of the file (truncated)"
+        pos += length
+        if marker == 0xDA:  # entropy-coded data up to the next real marker
+            ff = np.flatnonzero(buf[pos:n - 1] == 0xFF) + pos
+            nxt = buf[ff + 1]
+            real = ff[(nxt != 0x00) & (nxt != 0xFF) & ((nxt < 0xD0) | (nxt > 0xD7))]
+            if real.size == 0:
+                break
+            pos = int(real[0])
+            if int(buf[pos + 1]) not in _AFTER_SCAN:
+                return f"corrupt image data (invalid marker 0x{int(buf[pos + 1]):02X} in the scan at byte {pos})"
+    return "no end-of-image marker (truncated)"
 
 
 def decode_image(data: bytes | np.ndarray, what: str) -> np.ndarray:
-    """Decode encoded image bytes (JPEG/PNG/...) to an HxWx3 RGB uint8 array or raise DataError."""
+    """Decode encoded image bytes (JPEG/PNG/...) to an HxWx3 RGB uint8 array or raise
+    DataError naming ``what`` -- also for a JPEG that decodes but is damaged
+    (:func:`jpeg_problem`)."""
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None:
         raise DataError(f"{what}: cannot decode image ({buf.size} bytes)")
+    problem = jpeg_problem(buf)
+    if problem:
+        raise DataError(f"{what}: damaged JPEG ({problem})")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

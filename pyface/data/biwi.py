@@ -33,9 +33,13 @@ class BIWI(FaceDataset):
             raise FileNotFoundError(f"BIWI .npz not found: {self.path}")
         try:
             d = np.load(self.path, allow_pickle=False)
+            missing = [k for k in ("image", "pose") if k not in getattr(d, "files", ())]
+            if missing:
+                raise DataError(f"{self.path}: no {' and no '.join(map(repr, missing))} array (a BIWI .npz holds "
+                                f"'image' and 'pose'; this one holds {sorted(getattr(d, 'files', []))})")
             images, pose = d["image"], d["pose"]
-        except KeyError as exc:
-            raise DataError(f"{self.path}: no {exc.args[0]!r} array (expected 'image' and 'pose')") from exc
+        except DataError:
+            raise
         except Exception as exc:  # zipfile/pickle errors of a file that is not an .npz
             raise DataError(f"{self.path}: not a readable .npz ({exc})") from exc
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:

@@ -129,6 +129,13 @@ class SyntheticEyes(torch.utils.data.Dataset):
                                     eye_closed_prob=eye_closed_prob, **kw)
         self.size = int(size)
 
+    @staticmethod
+    def kwargs_go_to():
+        """The class the remaining keyword arguments configure (for the config check)."""
+        from pyface.data.synthetic import SyntheticFaces
+
+        return SyntheticFaces
+
     def __len__(self) -> int:
         return 2 * len(self.faces)
 

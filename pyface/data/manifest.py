@@ -105,11 +105,15 @@ def write_manifest_dataset(root: str, samples, name: str = "manifest.parquet", s
 
 
 def read_manifest(path: str) -> pa.Table:
-    """Read and validate a manifest: every column present with a compatible type."""
-    table = pq.read_table(path)
+    """Read and validate a manifest: every column present with a compatible type
+    (DataError naming the file and the column)."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable Parquet manifest ({exc})") from exc
     for field in MANIFEST_SCHEMA:
         if field.name not in table.column_names:
-            raise ValueError(f"{path}: manifest is missing column {field.name!r}")
+            raise DataError(f"{path}: manifest is missing column {field.name!r}")
         t = table.schema.field(field.name).type
         if field.name in ("landmarks", "pose"):
             ok = (pa.types.is_list(t) or pa.types.is_fixed_size_list(t) or pa.types.is_large_list(t)) \
@@ -119,17 +123,31 @@ def read_manifest(path: str) -> pa.Table:
         else:
             ok = pa.types.is_string(t) or pa.types.is_large_string(t)
         if not ok:
-            raise ValueError(f"{path}: manifest column {field.name!r} has type {t}, expected {field.type}")
+            raise DataError(f"{path}: manifest column {field.name!r} has type {t}, expected {field.type}")
     return table
+
+
+def null_rows(table: pa.Table, name: str) -> np.ndarray:
+    """Row indices where column ``name`` is null (the schema declares every column
+    non-null, but a file written by other tools may hold nulls)."""
+    col = table.column(name).combine_chunks()
+    if not col.null_count:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))
+
+
+def _nulls(path: str, name: str, rows: np.ndarray) -> str:
+    return (f"{path}: manifest column {name!r} is null in {len(rows)} row(s) (first: row {int(rows[0])}); the "
+            "manifest format declares it non-null")
 
 
 def _list_column(table: pa.Table, name: str, width: int, path: str) -> np.ndarray:
     col = table.column(name).combine_chunks()
     if col.null_count:
-        raise ValueError(f"{path}: manifest column {name!r} has {col.null_count} null rows")
+        raise DataError(_nulls(path, name, null_rows(table, name)))
     values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     if values.size != width * len(table):
-        raise ValueError(f"{path}: manifest column {name!r} rows must hold {width} values each")
+        raise DataError(f"{path}: manifest column {name!r} rows must hold {width} values each")
     return values.reshape(len(table), width)
 
 
@@ -143,6 +161,13 @@ class ManifestDataset(FaceDataset):
         self.path = str(path)
         self.root = str(root) if root is not None else os.path.dirname(os.path.abspath(self.path))
         table = read_manifest(self.path)
+        for col in ("identity", "source"):
+            bad = null_rows(table, col)
+            if len(bad):
+                raise DataError(_nulls(self.path, col, bad))
+        bad = null_rows(table, "image")
+        if len(bad) and on_error == "raise":  # under "skip" those rows are bad samples (_load)
+            raise DataError(_nulls(self.path, "image", bad) + "; on_error: skip leaves those rows out")
         self.images = table.column("image").to_pylist()
         self.identity = table.column("identity").to_numpy().astype(np.int64)
         self.landmarks = _list_column(table, "landmarks", 136, self.path).reshape(-1, 68, 2)
@@ -160,10 +185,13 @@ class ManifestDataset(FaceDataset):
         return ref if os.path.isabs(ref) else os.path.join(self.root, ref)
 
     def describe(self, i: int) -> str:
-        return self._resolve(self.images[i])
+        ref = self.images[i]
+        return self._resolve(ref) if ref is not None else f"{self.path}#row{i}"
 
     def _load(self, i: int):
         ref = self.images[i]
+        if ref is None:
+            raise DataError(f"{self.path}: row {i} has no image path (null)")
         if "#" in ref and ref.split("#", 1)[0].endswith(".rec"):
             from pyface.data.base import decode_image
             from pyface.data.recordio import RecordIOReader, unpack_record

@@ -18,6 +18,7 @@ import numpy as np
 
 from pyface.data import SyntheticFaces, write_aflw2000, write_bin, write_biwi_npz, write_ijbc
 from pyface.data.align import ARCFACE_TEMPLATE
+from pyface.io import FolderLock
 
 __all__ = ["write_demo_data", "run_demo"]
 
@@ -91,11 +92,12 @@ def run_demo(checkpoint, out_dir, device=None, progress: bool = True, fps_repeat
     dev = runner.device_for(device)
     model = runner.load_model(checkpoint, dev)
     out = Path(out_dir)
-    write_demo_data(out / "data", image_size=model.config.input_size, scale=scale)
-    ts = find_test_sets(str(out / "data"))
-    data = open_suites(ts, select_suites("all", model, ts))  # every format was written: what the heads can use
-    res = evaluate(model, data, "all", device=dev, fps_repeats=fps_repeats, progress=progress)
-    write_report(res, out)
+    with FolderLock(out, "evaluation demo"):
+        write_demo_data(out / "data", image_size=model.config.input_size, scale=scale)
+        ts = find_test_sets(str(out / "data"))
+        data = open_suites(ts, select_suites("all", model, ts))  # every format was written: what the heads can use
+        res = evaluate(model, data, "all", device=dev, fps_repeats=fps_repeats, progress=progress)
+        write_report(res, out)
     print(summary(res))
     res["seconds"] = time.time() - t0
     return res

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from pyface.demos.rendered import TensorFaces, render
 from pyface.io import write_json_atomic
 from pyface.train.config import resolve
-from pyface.train.trainer import Trainer
+from pyface.train.trainer import Trainer, refuse_existing_run
 
 __all__ = ["DEMO_EPOCHS", "demo_config", "run_hmtl_demo"]
 
@@ -94,6 +94,8 @@ def run_hmtl_demo(out_dir, *, epochs: int = DEMO_EPOCHS, quick: bool = False, wo
 
     t0 = time.perf_counter()
     out = Path(out_dir)
+    for run in ("sl", "hmtl"):
+        refuse_existing_run(out / run)  # before the rendering; the trainer would refuse too
     out.mkdir(parents=True, exist_ok=True)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     ids, per = (2, 16) if quick else (TRAIN_IDS, TRAIN_IMAGES)

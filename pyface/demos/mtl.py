@@ -30,7 +30,7 @@ import torch
 
 from pyface.demos.rendered import TensorFaces, render
 from pyface.io import write_json_atomic
-from pyface.train.trainer import Trainer
+from pyface.train.trainer import Trainer, refuse_existing_run
 
 __all__ = ["DEMO_EPOCHS", "demo_config", "run_demo", "verification"]
 
@@ -92,6 +92,7 @@ def run_demo(out_dir, *, fused: bool = True, epochs: int = DEMO_EPOCHS, quick: b
 
     t0 = time.perf_counter()
     out = Path(out_dir)
+    refuse_existing_run(out)  # before minutes of rendering; the trainer would refuse too
     out.mkdir(parents=True, exist_ok=True)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     ids, per = (40, 8) if quick else (TRAIN_IDS, TRAIN_IMAGES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pyface.procs import worker_init_fn
 from pyface.train.sampling import collate
 
 __all__ = ["TensorFaces", "render"]
@@ -50,6 +51,7 @@ class TensorFaces(Dataset):
 
 def render(dataset, workers: int) -> dict:
     """All samples of ``dataset`` stacked into tensors (rendered with ``workers`` processes)."""
-    loader = DataLoader(dataset, batch_size=256, num_workers=workers, collate_fn=collate)
+    loader = DataLoader(dataset, batch_size=256, num_workers=workers, collate_fn=collate,
+                        worker_init_fn=worker_init_fn())
     parts = [b for b in loader]
     return {k: torch.cat([p[k] for p in parts]) for k in ("image", "landmarks", "pose", "identity")}

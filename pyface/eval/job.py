@@ -33,6 +33,13 @@ def select_suites(what: str, model, test_sets) -> set[str]:
             need.add("aflw2000")
         if "pose" in outs and ts.biwi:
             need.add("biwi")
+        if not need:  # "all" of nothing would report only the speed, as if it had evaluated
+            given = [p for p, have in (("*.bin", ts.bins), ("IJB-C", ts.ijbc), ("AFLW2000-3D", ts.aflw2000),
+                                       ("BIWI", ts.biwi)) if have]
+            raise DataError("eval all: no test set this model can be evaluated on (found: "
+                            f"{', '.join(given) or 'none'}; the model gives {sorted(outs)}); give --data-root with "
+                            "*.bin, IJBC/, AFLW2000/ or BIWI*.npz (or --bin/--ijbc/--aflw2000/--biwi), or run "
+                            "`pyface eval fps` for the speed alone")
         return need
     if what == "pose":
         runner.require_outputs(model, ["pose"], "head pose evaluation")
@@ -53,12 +60,22 @@ def open_suites(test_sets, need: set[str]) -> dict:
 
 
 def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, amp=True, faceness=True,
-             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True, cache_dir=None) -> dict:
-    """Run the opened test sets through the model; results as write_report expects."""
-    from pyface.eval import runner, suites
+             limit_deg=99.0, fps_repeats=10, fps_batches=(1, 64), progress=True, cache_dir=None,
+             shard_size=8192, split=None, fps_others=None) -> dict | None:
+    """Run the opened test sets through the model; results as write_report expects.
+    ``fps_others``: runtimes timed beside PyTorch (:func:`pyface.eval.runner.measure_fps`).
 
+    ``split`` (:class:`pyface.work_split.WorkSplit`; default: this process alone): the
+    inference is split across the ranks by shards, the
+    protocols and the FPS measurement run once on rank 0, which returns the results --
+    the same numbers as one process; the other ranks (and job-array parts, which only
+    fill the inference cache) return None."""
+    from pyface.eval import runner, suites
+    from pyface.work_split import WorkSplit
+
+    split = split or WorkSplit()
     kw = {"batch_size": batch_size, "device": device, "amp": amp, "num_workers": workers, "progress": progress,
-          "cache_dir": cache_dir}
+          "cache_dir": cache_dir, "shard_size": shard_size, "split": split}
     t0 = time.time()
     res: dict = {"checkpoint": getattr(model, "checkpoint_path", "?"), "tasks": list(model.tasks),
                  "device": runner.device_name(device), "params": model.parameter_counts()}
@@ -67,7 +84,7 @@ def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, 
     if "ijbc" in data:
         res["ijbc"] = suites.eval_ijbc(model, data["ijbc"], faceness=faceness, **kw)
     if "aflw2000" in data:
-        r = suites.eval_aflw2000(model, data["aflw2000"], limit_deg=limit_deg, **kw)
+        r = suites.eval_aflw2000(model, data["aflw2000"], limit_deg=limit_deg, **kw) or {}
         if what == "pose":
             r.pop("nme", None)
         if what == "landmarks":
@@ -75,9 +92,11 @@ def evaluate(model, data: dict, what: str, *, device, batch_size=64, workers=0, 
         res["aflw2000"] = r
     if "biwi" in data:
         res["biwi"] = suites.eval_biwi(model, data["biwi"], limit_deg=limit_deg, **kw)
+    if not split.writes_final:
+        return None
     if what in ("fps", "all"):
         res["fps"] = runner.measure_fps(model, device, batch_sizes=fps_batches, repeats=fps_repeats,
-                                        warmup=min(3, fps_repeats))
+                                        warmup=min(3, fps_repeats), others=fps_others)
     res["seconds"] = time.time() - t0
     return res
 
@@ -102,7 +121,8 @@ def summary(res: dict) -> str:
             lines.append(f"{key:>12}: NME {n['mean'] * 100:.2f} % ("
                          + ", ".join(f"{k} {v * 100:.2f}" for k, v in n["bins"].items()) + ")")
     for r in res.get("fps") or []:
-        lines.append(f"{'fps':>12}: batch {r['batch']:>3} {r['precision']:>8}: {r['images_per_s']:.1f} img/s "
-                     f"(IQR {r['iqr']:.1f})")
+        rt = r.get("runtime", "pytorch")
+        lines.append(f"{'fps':>12}: batch {r['batch']:>3} {r['precision']:>8} {rt:>11}: {r['images_per_s']:.1f} img/s "
+                     f"(IQR {r['iqr']:.1f}; {r['device']})")
     return "\n".join(lines)
 

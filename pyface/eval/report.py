@@ -38,7 +38,7 @@ def _bold(cells) -> list[str]:
 
 def _fps(results: dict, batch: int = 1, precision: str = "fp32"):
     for r in results.get("fps", []):
-        if r["batch"] == batch and r["precision"] == precision:
+        if r["batch"] == batch and r["precision"] == precision and r.get("runtime", "pytorch") == "pytorch":
             return r["images_per_s"]
     return None
 
@@ -127,11 +127,11 @@ def render_markdown(results: dict, ours: str = "pyface (this checkpoint)") -> st
                 _table(["Method", "0-30°", "30-60°", "60-90°", "Mean", "FPS"], rows), "",
                 "![NME by yaw](nme_by_yaw.png)", ""]
     if results.get("fps"):
-        rows = [[r["batch"], r["precision"], _f(r["images_per_s"], nd=1), _f(r["iqr"], nd=1), r["repeats"]]
-                for r in results["fps"]]
-        out += ["## Throughput", "", f"Forward pass only, random input, device {results['fps'][0]['device']}; "
-                "median and IQR over repeats after warm-up.", "",
-                _table(["Batch", "Precision", "Images/s", "IQR", "Repeats"], rows), ""]
+        rows = [[r["batch"], r["precision"], r.get("runtime", "pytorch"), _f(r["images_per_s"], nd=1),
+                 _f(r["iqr"], nd=1), r["repeats"], r["device"]] for r in results["fps"]]
+        out += ["## Throughput", "", "Forward pass only, random input; median and IQR over repeats after warm-up "
+                "(other runtimes' calls interleaved with PyTorch's).", "",
+                _table(["Batch", "Precision", "Runtime", "Images/s", "IQR", "Repeats", "Device"], rows), ""]
     return "\n".join(out)
 
 

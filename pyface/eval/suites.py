@@ -1,6 +1,8 @@
 """The papers' benchmarks end to end: find the test sets, check them, run the model,
 apply the protocols. Every reader is constructed (and its meta data checked) before
-any inference, so a bad path or file fails in seconds, not after hours.
+any inference, so a bad path or file fails in seconds, not after hours. Under torchrun
+(``split`` in the keywords, see :func:`pyface.eval.runner.infer`) every rank infers its
+shards and the protocols run once, on rank 0; the suites return None on the other ranks.
 
 Data layout under ``--data-root`` (each part optional, each overridable by a flag):
 ``*.bin`` (insightface verification sets: lfw, cfp_fp, agedb_30, ...), ``IJBC/``
@@ -19,6 +21,7 @@ from pyface.eval.ijbc import pose_protocol
 from pyface.eval.metrics import nme_by_yaw, pose_mae
 from pyface.eval.runner import cache_key, infer, model_outputs, require_outputs
 from pyface.eval.verification import DEFAULT_FARS, verification_accuracy
+from pyface.io import DigestMemo
 
 __all__ = ["TestSets", "find_test_sets", "eval_verification", "eval_ijbc", "eval_aflw2000", "eval_biwi"]
 
@@ -74,11 +77,16 @@ def find_test_sets(data_root: str | None = None, bins=None, ijbc=None, aflw2000=
     return ts
 
 
-def _cached(kw: dict, model, name: str, n: int, flip: bool) -> dict:
-    """kw with cache_dir set to a per-(checkpoint, set) folder under kw["cache_dir"]."""
+def _cached(kw: dict, model, name: str, n: int, flip: bool, files) -> dict:
+    """kw with cache_dir set to a per-(weights, test-set content) folder under
+    kw["cache_dir"] (:func:`pyface.eval.runner.cache_key`); the file digests are
+    remembered in ``<cache_dir>/digests.json``."""
     kw = dict(kw)
     if kw.get("cache_dir"):
-        kw["cache_dir"] = os.path.join(kw["cache_dir"], cache_key(model, name, n, flip))
+        memo = DigestMemo(os.path.join(kw["cache_dir"], "digests.json"))
+        key = cache_key(model, name, n, flip, files, amp=kw.get("amp", True), memo=memo)
+        memo.save()
+        kw["cache_dir"] = os.path.join(kw["cache_dir"], key)
     return kw
 
 
@@ -87,8 +95,11 @@ def eval_verification(model, sets: list[VerificationBin], **kw) -> dict:
     require_outputs(model, ["embedding"], "face verification")
     out = {}
     for ds in sets:
-        emb = infer(model, ds, flip=True, desc=f"verification {ds.name}",
-                    **_cached(kw, model, ds.name, len(ds), True))["embedding"]
+        o = infer(model, ds, flip=True, desc=f"verification {ds.name}",
+                  **_cached(kw, model, ds.name, len(ds), True, [ds.path]))
+        if o is None:  # a rank other than 0: the protocol runs once, on rank 0
+            continue
+        emb = o["embedding"]
         r = verification_accuracy(emb[0::2], emb[1::2], ds.issame)
         out[ds.name] = {**r, "pairs": int(len(ds.issame))}
     return out
@@ -100,7 +111,11 @@ def eval_ijbc(model, meta: IJBC, faceness: bool = True, fars=DEFAULT_FARS, **kw)
     model has a pose head (its yaw on the aligned crop decides each image's case)."""
     require_outputs(model, ["embedding"], "IJB-C verification")
     o = infer(model, meta.faces(model.config.input_size), flip=True, desc="IJB-C",
-              **_cached(kw, model, meta.target.lower(), len(meta), True))
+              **_cached(kw, model, meta.target.lower(), len(meta), True,
+                        [meta.tid_mid_path, meta.pair_path, meta.pts_path]
+                        + [os.path.join(meta.image_dir, str(n)) for n in meta.names]))
+    if o is None:
+        return None
     feats = o["embedding"] * (meta.faceness[:, None] if faceness else 1.0)
     has_pose = "pose" in o
     yaw = o["pose"][:, 0] if has_pose else np.zeros(len(feats))
@@ -116,7 +131,10 @@ def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
     have = model_outputs(model)
     if not have & {"pose", "landmarks"}:
         require_outputs(model, ["pose"], "AFLW2000-3D")
-    o = infer(model, ds, desc="AFLW2000-3D", **_cached(kw, model, "aflw2000", len(ds), False))
+    files = [os.path.join(ds.root, n + ext) for n in ds.names for ext in (".jpg", ".mat")]
+    o = infer(model, ds, desc="AFLW2000-3D", **_cached(kw, model, "aflw2000", len(ds), False, files))
+    if o is None:
+        return None
     out = {"images": int(len(ds))}
     if "pose" in o:
         out["pose"] = pose_mae(o["pose"], o["pose_gt"], limit_deg=limit_deg)
@@ -129,6 +147,8 @@ def eval_aflw2000(model, ds: AFLW2000, limit_deg: float = 99.0, **kw) -> dict:
 
 def eval_biwi(model, ds: BIWI, limit_deg: float = 99.0, **kw) -> dict:
     require_outputs(model, ["pose"], "BIWI head pose")
-    o = infer(model, ds, desc="BIWI", **_cached(kw, model, "biwi", len(ds), False))
+    o = infer(model, ds, desc="BIWI", **_cached(kw, model, "biwi", len(ds), False, [ds.path]))
+    if o is None:
+        return None
     return {"images": int(len(ds)), "pose": pose_mae(o["pose"], o["pose_gt"], limit_deg=limit_deg),
             "pose_errors": np.abs(o["pose"] - o["pose_gt"]).tolist()}

@@ -18,6 +18,7 @@ Per batch of images:
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -49,6 +50,18 @@ class LabelResult:
     cause: str | None = None
 
 
+@dataclass
+class _Batch:
+    """A batch between :meth:`Labeler.start` and :meth:`Labeler.finish`."""
+
+    images: list
+    a_net: np.ndarray | None
+    a_mp: np.ndarray | None
+    s_net: int
+    futures: list | None = None
+    results: list | None = None
+
+
 class Labeler:
     """Algorithm 1 (see the module docstring).
 
@@ -62,12 +75,19 @@ class Labeler:
     forward), ``amp`` (:func:`pyface.runtime.autocast`: True = fp16 on CUDA and fp32 on
     the CPU, "bf16", False = fp32), ``min_samples`` (fewest samples that may give a
     label), ``mediapipe_size`` (side of the views MediaPipe sees), ``index_map``
-    (468 -> 68, see :mod:`pyface.label.mediapipe`).
+    (468 -> 68, see :mod:`pyface.label.mediapipe`), ``cpu_workers`` (K processes for the
+    warps, MediaPipe and its validity checks, :mod:`pyface.label.cpu_pool`; 0 = in this
+    process; the labels are the same for every K). A labeler with workers holds them
+    until :meth:`close` (or the end of a ``with`` block).
+
+    Batches can be pipelined: :meth:`start` hands a batch's CPU work to the workers and
+    returns at once, :meth:`finish` runs the nets and the fit; :meth:`label_arrays` is
+    the two in a row.
     """
 
     def __init__(self, net=None, eye_net=None, mediapipe=True, views=8, threshold: float = SELECTIVE_FIT_THRESHOLD,
                  device=None, *, validity: Validity | None = None, batch_size: int = 256, amp=True,
-                 min_samples: int = 2, mediapipe_size: int = 256, index_map=None):
+                 min_samples: int = 2, mediapipe_size: int = 256, index_map=None, cpu_workers: int = 0):
         from pyface.label.nets import EyeBlinkNet, LandmarkPoseNet
 
         self.device = runtime.resolve_device(device, what="device")
@@ -102,7 +122,38 @@ class Labeler:
         if self.net is None and self.mediapipe is None:
             raise ValueError("Labeler needs a net, MediaPipe, or both")
         self.mediapipe_size = int(mediapipe_size)
-        self.timings = {"warp": 0.0, "net": 0.0, "eyes": 0.0, "mediapipe": 0.0, "fit": 0.0}
+        if int(cpu_workers) < 0:
+            raise ValueError(f"cpu_workers must be >= 0, got {cpu_workers}")
+        self.cpu_workers = int(cpu_workers)
+        self._pool = None
+        #: Seconds per stage, summed over this process and its workers ("cpu_wait": this
+        #: process waiting for the workers' results).
+        self.timings = {"warp": 0.0, "net": 0.0, "eyes": 0.0, "mediapipe": 0.0, "fit": 0.0, "cpu_wait": 0.0}
+
+    def close(self, wait: bool = True) -> None:
+        """End the CPU worker processes (if any); the labeler starts new ones when used again."""
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.close(wait)
+
+    def __enter__(self) -> "Labeler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close(wait=False)  # (at interpreter exit: do not block on the workers)
+
+    def _cpu_pool(self):
+        if self._pool is None:
+            from pyface.label.cpu_pool import CpuPool
+
+            mesh = None if self.mediapipe is None else (self.mediapipe.index_map,
+                                                        self.mediapipe.min_detection_confidence)
+            self._pool = CpuPool(self.cpu_workers, mesh)
+        return self._pool
 
     # ------------------------------------------------------------------ config
     def config(self) -> dict:
@@ -153,6 +204,45 @@ class Labeler:
         return torch.cat(lms), torch.cat(poses)
 
     # ------------------------------------------------------------------ API
+    def start(self, images, boxes=None) -> "_Batch":
+        """Check a batch and start its CPU work (views, MediaPipe) on the workers; the
+        batch is labeled by :meth:`finish`. Without workers the work waits for finish."""
+        images = list(images)
+        for i, img in enumerate(images):
+            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+                raise ValueError(f"images[{i}] must be an HxWx3 uint8 RGB array, got "
+                                 f"{getattr(img, 'shape', type(img))} {getattr(img, 'dtype', '')}")
+        box = V.boxes_array(images, boxes)
+        s_net = self.net.input_size if self.net is not None else 0
+        a_net = V.view_matrices(box, self.views, s_net) if self.net is not None else None
+        a_mp = V.view_matrices(box, self.views, self.mediapipe_size) if self.mediapipe is not None else None
+        batch = _Batch(images, a_net, a_mp, s_net)
+        if self.cpu_workers:
+            pool = self._cpu_pool()
+            batch.futures = [pool.submit(img, None if a_net is None else a_net[i], s_net,
+                                         None if a_mp is None else a_mp[i], self.mediapipe_size, self.views,
+                                         self.validity) for i, img in enumerate(images)]
+        return batch
+
+    def _cpu_results(self, batch: "_Batch") -> list[dict]:
+        """The per-image CPU work of ``batch``: from the workers, or done here now."""
+        if batch.results is None:
+            t0 = time.perf_counter()
+            if batch.futures is not None:
+                batch.results = [f.result() for f in batch.futures]
+                self.timings["cpu_wait"] += time.perf_counter() - t0
+            else:
+                from pyface.label.cpu_pool import view_work
+
+                batch.results = [view_work(img, None if batch.a_net is None else batch.a_net[i], batch.s_net,
+                                           None if batch.a_mp is None else batch.a_mp[i], self.mediapipe_size,
+                                           self.views, self.validity, self.mediapipe)
+                                 for i, img in enumerate(batch.images)]
+            for r in batch.results:
+                self.timings["warp"] += r["warp"]
+                self.timings["mediapipe"] += r["mediapipe"]
+        return batch.results
+
     def label_arrays(self, images, boxes=None, keep_samples: bool = False) -> dict:
         """Label a batch; arrays instead of LabelResult objects (what the CLI writes).
 
@@ -160,35 +250,28 @@ class Labeler:
         "accepted" [B] bool, "n_valid", "n_kept" [B] int32, "spread" [B] float32,
         "cause" [B] str ('' when accepted), "sample_causes" {cause: count}} and, with
         ``keep_samples``, "samples" [B, S, 68, 2] / "kept" [B, S] (original pixels)."""
-        images = list(images)
-        for i, img in enumerate(images):
-            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
-                raise ValueError(f"images[{i}] must be an HxWx3 uint8 RGB array, got "
-                                 f"{getattr(img, 'shape', type(img))} {getattr(img, 'dtype', '')}")
-        B, nv = len(images), len(self.views)
-        box = V.boxes_array(images, boxes)
+        return self.finish(self.start(images, boxes), keep_samples)
+
+    def finish(self, batch: "_Batch", keep_samples: bool = False) -> dict:
+        """Label a batch begun with :meth:`start` (returns what :meth:`label_arrays` does)."""
+        B, nv = len(batch.images), len(self.views)
         samples, poses, causes = [], [], []
         net_pose = torch.full((B, nv, 3), float("nan"))
         if self.net is not None:
-            S = self.net.input_size
-            A = V.view_matrices(box, self.views, S)
-            lm, ps = self._run_net(self._render(images, A, S))
+            S = batch.s_net
+            A = batch.a_net
+            x = torch.from_numpy(np.stack([r["net_views"] for r in self._cpu_results(batch)]))
+            lm, ps = self._run_net(x.view(B * nv, 3, S, S))
             lm, ps = lm.view(B, nv, 68, 2), ps.view(B, nv, 3)
             causes.append(self.validity.check(lm, ps, S))
             net_pose = V.unmap_poses(ps, self.views)
             samples.append(V.unmap_landmarks(lm, A, self.views, S))
             poses.append(net_pose)
         if self.mediapipe is not None:
-            S = self.mediapipe_size
-            A = V.view_matrices(box, self.views, S)
-            x = self._render(images, A, S)
-            t0 = time.perf_counter()
-            lm = torch.from_numpy(self.mediapipe(x.numpy())).float().view(B, nv, 68, 2)
-            self.timings["mediapipe"] += time.perf_counter() - t0
-            c = self.validity.check(lm, None, S)
-            c = torch.where(torch.isnan(lm).all(-1).all(-1), torch.full_like(c, SAMPLE_CAUSES.index("no_face") + 1), c)
-            causes.append(c)
-            samples.append(V.unmap_landmarks(lm, A, self.views, S))
+            res = self._cpu_results(batch)
+            lm = torch.from_numpy(np.stack([r["mp_landmarks"] for r in res]))
+            causes.append(torch.from_numpy(np.stack([r["mp_cause"] for r in res])))
+            samples.append(V.unmap_landmarks(lm, batch.a_mp, self.views, self.mediapipe_size))
             poses.append(net_pose)
         t0 = time.perf_counter()
         samples = torch.cat(samples, 1).float()

@@ -18,6 +18,16 @@ masks. ``image`` is the absolute file path (``<file.rec>#<key>`` for RecordIO,
 ``DIR/manifest.parquet`` (all rows) and ``DIR/summary.json`` are written (atomically).
 A manifest input's optional ``box`` column (``x0, y0, x1, y1`` pixels, NaN = none) gives
 face boxes for uncropped photos.
+
+Many processes (``split``, :mod:`pyface.work_split`): under torchrun the ranks take
+disjoint sets of the same shards (what is left, dealt round-robin by rank 0) and write
+them into the shared folder; after a barrier rank 0 writes manifest.parquet and
+summary.json (:func:`finalize_landmarks`). A job-array part (``--part k/N``) writes the
+shards it owns and ``pyface label finalize`` the rest. Shards and manifest are byte for
+byte what one process writes (a shard depends only on its images; batches start at the
+shard's first image); only the summary's :data:`VARYING_KEYS` (times, who, where) differ.
+The labeler's CPU work may run in worker processes (``Labeler(cpu_workers=K)``), one
+batch in flight while this process runs the nets on the previous one.
 """
 from __future__ import annotations
 
@@ -36,10 +46,12 @@ from pyface.data.manifest import MANIFEST_SCHEMA
 from pyface.data.sample import DataError
 from pyface.io import atomic_path, write_json_atomic
 from pyface.label.labeler import IMAGE_CAUSES, SAMPLE_CAUSES, Labeler
-from pyface.label.shards import open_output
-from pyface.runtime import device_name
+from pyface.label.shards import open_shared, reopen
+from pyface.procs import worker_init_fn
+from pyface.runtime import device_name, weights_digest  # noqa: F401 - weights_digest re-exported
 
-__all__ = ["LABEL_SCHEMA", "label_dataset", "weights_digest"]
+__all__ = ["LABEL_SCHEMA", "VARYING_KEYS", "finalize_landmarks", "label_dataset", "summarize",
+           "weights_digest"]
 
 UNREADABLE = "unreadable"
 LABEL_SCHEMA = pa.schema(list(MANIFEST_SCHEMA) + [
@@ -49,21 +61,6 @@ LABEL_SCHEMA = pa.schema(list(MANIFEST_SCHEMA) + [
     pa.field("spread", pa.float32(), nullable=False),
     pa.field("cause", pa.string(), nullable=False),
 ], metadata=MANIFEST_SCHEMA.metadata)
-
-
-def weights_digest(module: torch.nn.Module | None) -> str | None:
-    """SHA-256 over a module's state dict (names, shapes and bytes): identifies the net in
-    the resume check whatever file it came from."""
-    if module is None:
-        return None
-    import hashlib
-
-    h = hashlib.sha256()
-    for k, v in module.state_dict().items():
-        h.update(k.encode())
-        h.update(str(tuple(v.shape)).encode())
-        h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    return h.hexdigest()
 
 
 def _ref(ds, i: int) -> str:
@@ -127,26 +124,101 @@ def _table(rows: dict) -> pa.Table:
     ], schema=LABEL_SCHEMA)
 
 
-def summarize(metas: list[dict], extra: dict) -> dict:
+#: Keys of summary.json that measure time or say which process ran where: they differ
+#: between runs. Everything else -- and every shard and manifest.parquet, byte for byte --
+#: is the same for the same job however it was split (one process, torchrun ranks,
+#: job-array parts, resumed).
+VARYING_KEYS = ("seconds", "images_per_s", "seconds_by_stage", "wall_seconds", "images_per_s_wall", "writers",
+               "device", "device_name")
+
+
+def summarize(metas: list[dict], extra: dict, timings: list[dict] | None = None) -> dict:
+    """summary.json from the shards' statistics (``metas``) and their timing sidecars.
+    ``seconds`` sums every shard's seconds (process-seconds, over all ranks);
+    ``wall_seconds``: first shard start to last shard end (the job's wall time when it
+    was not interrupted)."""
+    timings = [t for t in (timings or []) if t]
     images = sum(m["images"] for m in metas)
     accepted = sum(m["accepted"] for m in metas)
-    seconds = sum(m["seconds"] for m in metas)
+    seconds = sum(t.get("seconds", 0.0) for t in timings)
     causes = {c: sum(m["causes"].get(c, 0) for m in metas) for c in (*IMAGE_CAUSES, UNREADABLE)}
     sample_causes = {c: sum(m["sample_causes"].get(c, 0) for m in metas) for c in SAMPLE_CAUSES}
-    timings = {k: sum(m["timings"].get(k, 0.0) for m in metas) for k in metas[0]["timings"]} if metas else {}
+    stages = sorted({k for t in timings for k in t.get("stages", {})})
+    by_stage = {k: sum(t.get("stages", {}).get(k, 0.0) for t in timings) for k in stages}
+    wall = (max(t["end"] for t in timings) - min(t["start"] for t in timings)) if timings else math.nan
+    writers = sorted({f"{t.get('host', '?')}:{t.get('pid', '?')}" for t in timings})
     return {"images": images, "accepted": accepted, "acceptance_rate": accepted / images if images else math.nan,
             "rejection_causes": causes, "invalid_samples": sample_causes, "seconds": seconds,
-            "images_per_s": images / seconds if seconds else math.nan, "seconds_by_stage": timings, **extra}
+            "images_per_s": images / seconds if seconds else math.nan, "seconds_by_stage": by_stage,
+            "wall_seconds": wall, "images_per_s_wall": images / wall if wall and wall == wall else math.nan,
+            "writers": len(writers),
+            "device": ", ".join(sorted({t["device"] for t in timings if "device" in t})) or "?",
+            "device_name": ", ".join(sorted({t["device_name"] for t in timings if "device_name" in t})) or "?",
+            **extra}
 
 
-def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: bool = False,
-                  shard_size: int = 1024, batch_size: int = 64, workers: int = 0, on_error: str = "raise",
-                  progress: bool = True, data_spec=None, limit: int | None = None, callback=None) -> dict:
+def _rows_of(batch, r, dataset, rows) -> None:
+    """Append a loader batch's rows (``r``: the labeler's arrays for its readable images)."""
+    j = 0
+    for i, img, _err, ident, src in batch:
+        rows["image"].append(_ref(dataset, i))
+        rows["identity"].append(ident)
+        rows["source"].append(src)
+        if img is None:
+            rows["landmarks"].append(np.full((68, 2), np.nan, np.float32))
+            rows["pose"].append(np.full(3, np.nan, np.float32))
+            for c, v in (("accepted", False), ("n_valid", 0), ("n_kept", 0), ("spread", np.nan)):
+                rows[c].append(v)
+            rows["cause"].append(UNREADABLE)
+            continue
+        for c in ("landmarks", "pose", "accepted", "n_valid", "n_kept", "spread", "cause"):
+            rows[c].append(r[c][j])
+        j += 1
+
+
+def _finish_batch(labeler, batch, pending, dataset, rows, meta, bar) -> None:
+    r = labeler.finish(pending) if pending is not None else None
+    if r is not None:
+        for key, v in r["sample_causes"].items():
+            meta["sample_causes"][key] = meta["sample_causes"].get(key, 0) + int(v)
+    _rows_of(batch, r, dataset, rows)
+    if bar is not None:
+        bar.update(len(batch))
+
+
+def _whoami(split, device) -> dict:
+    import socket
+
+    return {"rank": split.rank, "world_size": split.world_size, "part": str(split.part) if split.part else None,
+            "host": socket.gethostname(), "pid": os.getpid(), "device": str(device),
+            "device_name": device_name(device)}
+
+
+def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, split=None, **kw) -> dict | None:
     """Label every image of ``dataset`` (any pyface dataset) into ``out`` (see the module
-    docstring); returns the summary. ``callback(k)`` runs after shard k is written."""
+    docstring; keywords: those of :func:`_label_dataset`); returns the summary where it
+    was written, else None. ``out`` is locked for the job's lifetime
+    (:meth:`pyface.work_split.WorkSplit.lock`: a second job is refused naming the holder).
+
+    ``split`` (:class:`pyface.work_split.WorkSplit`, default: this process alone): which
+    shards this process labels. Under torchrun every rank labels its share, and after a
+    barrier rank 0 writes manifest.parquet and summary.json (:func:`finalize_landmarks`);
+    a job-array part (``split.part``) writes its shards only."""
+    from pyface.work_split import WorkSplit
+
+    split = split or WorkSplit()
+    with split.lock(out, "labeling run"):
+        return _label_dataset(dataset, labeler, out, split=split, **kw)
+
+
+def _label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: bool = False,
+                   shard_size: int = 1024, batch_size: int = 64, workers: int = 0, on_error: str = "raise",
+                   progress: bool = True, data_spec=None, limit: int | None = None, callback=None,
+                   split) -> dict | None:
+    """``callback(k)`` runs after shard k is written."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    for name, v in (("shard_size", shard_size), ("batch_size", batch_size)):
+    for name, v in (("shard_size", shard_size), ("batch_size", batch_size), ("limit", 1 if limit is None else limit)):
         if int(v) < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
     n = len(dataset) if limit is None else min(len(dataset), int(limit))
@@ -157,80 +229,89 @@ def label_dataset(dataset, labeler: Labeler, out: str | os.PathLike, *, resume: 
               "shard_size": int(shard_size), "labeler": labeler.config(),
               "net_weights": weights_digest(labeler.net), "eye_net_weights": weights_digest(labeler.eye_net),
               "on_error": on_error}
-    output = open_output(out, config, resume=resume)
     n_shards = (n + shard_size - 1) // shard_size
-    done = set(output.finished())
-    todo = [k for k in range(n_shards) if k not in done]
-    metas = output.metas()
+    output, mine = open_shared(out, config, n_shards, resume, split)
+    who = _whoami(split, labeler.device)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n, initial=sum(m["images"] for m in metas), unit="img", desc="label landmarks",
-                   dynamic_ncols=True)
-    acc_total, img_total = sum(m["accepted"] for m in metas), sum(m["images"] for m in metas)
+        total = sum(min(n, (k + 1) * shard_size) - k * shard_size for k in mine)
+        bar = tqdm(total=total, unit="img", desc="label landmarks" + (f" [{split.describe()}]"
+                   if split.distributed or split.part else ""), dynamic_ncols=True)
+    acc_total = img_total = 0
     reader = _Reader(dataset, on_error)
     try:
-        for k in todo:
+        for k in mine:
             lo, hi = k * shard_size, min(n, (k + 1) * shard_size)
             loader = torch.utils.data.DataLoader(torch.utils.data.Subset(reader, range(lo, hi)), batch_size=batch_size,
-                                                 num_workers=workers, collate_fn=list)
+                                                 num_workers=workers, collate_fn=list,
+                                                 worker_init_fn=worker_init_fn())  # die with this process
             rows = {c: [] for c in ("image", "identity", "landmarks", "pose", "source", "accepted", "n_valid",
                                     "n_kept", "spread", "cause")}
-            meta = {"images": 0, "accepted": 0, "seconds": 0.0, "causes": {}, "sample_causes": {},
-                    "timings": {key: 0.0 for key in labeler.timings}}
-            t_shard = time.perf_counter()
+            meta = {"images": 0, "accepted": 0, "causes": {}, "sample_causes": {}}
+            t_shard, start = time.perf_counter(), time.time()
             before = dict(labeler.timings)
+
+            # one batch in flight: its CPU work (views, MediaPipe) runs on the labeler's
+            # workers while this process runs the nets and the fit of the previous one
+            prev = None
             for batch in loader:
                 good = [b for b in batch if b[1] is not None]
-                if good:
-                    bx = None if boxes is None else [boxes[b[0]] for b in good]
-                    r = labeler.label_arrays([b[1] for b in good], bx)
-                    for key, v in r["sample_causes"].items():
-                        meta["sample_causes"][key] = meta["sample_causes"].get(key, 0) + int(v)
-                j = 0
-                for i, img, _err, ident, src in batch:
-                    rows["image"].append(_ref(dataset, i))
-                    rows["identity"].append(ident)
-                    rows["source"].append(src)
-                    if img is None:
-                        rows["landmarks"].append(np.full((68, 2), np.nan, np.float32))
-                        rows["pose"].append(np.full(3, np.nan, np.float32))
-                        for c, v in (("accepted", False), ("n_valid", 0), ("n_kept", 0), ("spread", np.nan)):
-                            rows[c].append(v)
-                        rows["cause"].append(UNREADABLE)
-                        continue
-                    for c in ("landmarks", "pose", "accepted", "n_valid", "n_kept", "spread", "cause"):
-                        rows[c].append(r[c][j])
-                    j += 1
-                if bar is not None:
-                    bar.update(len(batch))
-                    acc_total += sum(bool(a) for a in rows["accepted"][-len(batch):])
-                    img_total += len(batch)
-                    bar.set_postfix_str(f"accepted {100.0 * acc_total / img_total:.1f}%")
+                pending = labeler.start([b[1] for b in good], None if boxes is None else
+                                        [boxes[b[0]] for b in good]) if good else None
+                if prev is not None:
+                    _finish_batch(labeler, *prev, dataset, rows, meta, bar)
+                prev = (batch, pending)
+            if prev is not None:
+                _finish_batch(labeler, *prev, dataset, rows, meta, bar)
+            if bar is not None:
+                acc_total += int(sum(bool(a) for a in rows["accepted"]))
+                img_total += len(rows["accepted"])
+                bar.set_postfix_str(f"accepted {100.0 * acc_total / max(img_total, 1):.1f}%")
             meta["images"] = len(rows["image"])
             meta["accepted"] = int(sum(bool(a) for a in rows["accepted"]))
             for c in rows["cause"]:
                 if c:
                     meta["causes"][c] = meta["causes"].get(c, 0) + 1
-            meta["seconds"] = time.perf_counter() - t_shard
-            meta["timings"] = {key: labeler.timings[key] - before[key] for key in labeler.timings}
-            output.write(k, _table(rows), meta)
+            timing = {**who, "seconds": time.perf_counter() - t_shard, "start": start, "end": time.time(),
+                      "stages": {key: labeler.timings[key] - before.get(key, 0.0) for key in labeler.timings}}
+            output.write(k, _table(rows), meta, timing)
             if callback is not None:
                 callback(k)
     finally:
         if bar is not None:
             bar.close()
-    table = output.read()
-    manifest = Path(out) / "manifest.parquet"
+    split.barrier()  # every rank's shards are on disk
+    if not split.writes_final:
+        return None
+    return finalize_landmarks(out)
+
+
+def finalize_landmarks(out: str | os.PathLike, what: str = "OUT") -> dict:
+    """Check that every shard of the job in ``out`` is there and write
+    ``manifest.parquet`` (all rows in shard order) and ``summary.json`` from the shards
+    alone -- the end of every ``label landmarks`` run and ``pyface label finalize``, so
+    the files are the same however the shards were written. DataError naming the missing
+    shards (and their job-array parts) when the job is not complete."""
+    output = reopen(out, what)
+    cfg = output.config
+    if "labeler" not in cfg or "images" not in cfg:
+        raise DataError(f"{what}: {out} is not a pyface label landmarks output (config.json has no labeler)")
+    if output.units is None:
+        output.units = (int(cfg["images"]) + int(cfg["shard_size"]) - 1) // int(cfg["shard_size"])
+    missing = output.missing()
+    if missing:
+        names = ", ".join(output.path(k).name for k in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise DataError(f"{what}: {out} is not complete: {len(missing)} of {output.units} shards missing ({names}); "
+                        "run the missing parts (or --resume the job) first")
+    manifest = Path(out).resolve() / "manifest.parquet"
     with atomic_path(manifest) as tmp:
-        pq.write_table(table, tmp)
-    dev = labeler.device
+        pq.write_table(output.read(), tmp)
+    lab = cfg["labeler"]
     summary = summarize(output.metas(), {
-        "device": str(dev), "device_name": device_name(dev), "views": len(labeler.views),
-        "threshold": labeler.threshold, "mediapipe": labeler.mediapipe is not None,
-        "eye_net": labeler.eye_net is not None, "net": labeler.net is not None, "shards": n_shards,
-        "manifest": str(manifest)})
+        "views": len(lab["views"]), "threshold": lab["threshold"], "mediapipe": lab["mediapipe"] is not None,
+        "eye_net": lab["eye_net"] is not None, "net": lab["net"] is not None, "shards": output.units,
+        "manifest": str(manifest)}, output.timings())
     write_json_atomic(Path(out) / "summary.json", summary)
     return summary
-

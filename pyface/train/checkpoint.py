@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyface.io import atomic_write
+from pyface.errors import CheckpointError, OutputError
+from pyface.io import atomic_write, job_lock
 from pyface.runtime import read_checkpoint
 
 
@@ -86,10 +87,10 @@ def load_rank(path: str | os.PathLike, rank: int, world_size: int, map_location=
     main = load(path, map_location)
     saved = main.get("world_size", 1)
     if saved != world_size:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} was written by {saved} process(es), this run has {world_size}: re-shard it first with "
             f"`pyface checkpoint reshard {path} --world-size {world_size} --out NEW_DIR`")
-    if saved == 1 and "loss" in main:
+    if saved == 1 or "step" not in main:  # single-process (or not a training checkpoint: the caller says so)
         return main
     return merge_state(main, load(shard_path(path.parent, main["step"], rank, saved), map_location))
 
@@ -109,17 +110,27 @@ def reshard(path: str | os.PathLike, world_size: int, out_dir: str | os.PathLike
     evaluation or ``Trainer.resume``). Writes ``out_dir/last.pt`` (+ ``out_dir/shards/``)
     and returns its path. Rows keep their class ids; per-rank RNG states are kept for
     ranks that exist in both layouts, so only a same-size "reshard" resumes bit-exactly."""
-    from pyface.nn.lpmc import class_shard
 
     path, out_dir = Path(path), Path(out_dir)
     world_size = int(world_size)
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
+    if (out_dir / "last.pt").exists():  # never over another run's checkpoints
+        raise OutputError(f"{out_dir} already holds a checkpoint (last.pt); choose an empty --out")
     main = load(path)
     old = main.get("world_size", 1)
-    if old == 1 and "loss" in main:
+    if "step" not in main or "optimizer" not in main:
+        raise CheckpointError(f"{path}: not a training checkpoint (model.pt holds weights only): nothing to re-shard")
+    if old == 1:
         # its optimizer state is keyed by position only; splitting it is not supported
-        raise ValueError(f"{path} is a single-process checkpoint: nothing to re-shard")
+        raise CheckpointError(f"{path} is a single-process checkpoint: nothing to re-shard")
+    with job_lock(out_dir, "checkpoint reshard"):
+        return _reshard(path, main, old, world_size, out_dir)
+
+
+def _reshard(path: Path, main: dict, old: int, world_size: int, out_dir: Path) -> Path:
+    from pyface.nn.lpmc import class_shard
+
     shards = [load(shard_path(path.parent, main["step"], r, old)) for r in range(old)]
     sharded = shards[0]["shards"]
     # full loss state and full optimizer state of the loss parameters

@@ -9,12 +9,21 @@ from pyface.registry import Registry
 
 #: name -> ``fn(param_groups, optim_cfg) -> torch.optim.Optimizer``.
 OPTIMIZERS: Registry = Registry("optimizer")
+_KEYS: dict[str, dict] = {}
 
 
-def register_optimizer(name: str):
+def register_optimizer(name: str, keys: dict | None = None):
     """``@register_optimizer("adam")`` on ``fn(param_groups, optim_cfg) -> torch.optim.Optimizer``;
-    ``optim_cfg`` is the config's ``optim`` section (lr, weight_decay, momentum, kwargs...)."""
+    ``optim_cfg`` is the config's ``optim`` section (lr, weight_decay, momentum, kwargs...).
+    ``keys``: settings this optimizer adds to the ``optim`` section (name ->
+    :class:`pyface.schema.Key`), e.g. ``{"betas": Key([0.9, 0.999], list, items=float)}``."""
+    _KEYS[name] = dict(keys or {})
     return OPTIMIZERS.register(name)
+
+
+def optimizer_keys(name: str) -> dict:
+    """The ``optim`` settings optimizer ``name`` adds (see :func:`register_optimizer`)."""
+    return dict(_KEYS.get(name, {}))
 
 
 @register_optimizer("sgd")

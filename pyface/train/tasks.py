@@ -22,6 +22,7 @@ and checkpointed with the model, its buffers checkpointed.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,8 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from pyface import schema as S
+from pyface.errors import ConfigError
 from pyface.eval import metrics as M
 from pyface.registry import Registry
+from pyface.schema import Key, infer_key
 
 #: name -> Task class (``TASKS.names()``, ``TASKS.get(name)``; unknown names suggest close ones).
 TASKS: Registry[type["Task"]] = Registry("task")
@@ -73,12 +77,22 @@ class Task(nn.Module):
         self.context = context
 
     @classmethod
+    def option_keys(cls) -> dict:
+        """The task's settings as :class:`pyface.schema.Key` s: ``defaults`` holds plain
+        values (the type is taken from the value) or Keys (ranges, choices); a loss
+        weight is a number >= 0."""
+        keys = {k: infer_key(v) for k, v in cls.defaults.items()}
+        if "weight" in keys and not isinstance(cls.defaults["weight"], Key):
+            keys["weight"] = Key(cls.defaults["weight"], float, ge=0)
+        return keys
+
+    @classmethod
     def resolve_options(cls, options: dict | None) -> dict:
-        options = dict(options or {})
-        unknown = set(options) - set(cls.defaults)
-        if unknown:
-            raise ValueError(f"tasks.{cls.name}: unknown option(s) {sorted(unknown)}; known: {sorted(cls.defaults)}")
-        return {**cls.defaults, **options}
+        """Defaults + ``options``, checked (unknown keys with the closest name, types,
+        ranges): a ConfigError naming ``tasks.<name>.<key>``."""
+        keys = cls.option_keys()
+        options = S.check(dict(options or {}), keys, f"tasks.{cls.name}")
+        return {**S.defaults(keys), **options}
 
     @classmethod
     def head_options(cls, options: dict) -> dict:
@@ -142,8 +156,8 @@ class FaceRecognitionTask(Task):
     the ranks; ``sample_rate`` < 1 turns on Partial FC class sampling (an approximation)."""
 
     head = "fr"
-    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine", "num_classes": None,
-                "sample_rate": 1.0}
+    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine",
+                "num_classes": Key(None, int, ge=1), "sample_rate": Key(1.0, float, gt=0, le=1)}
     label_keys = ("identity",)
 
     def __init__(self, options=None, context: TaskContext | None = None):
@@ -153,9 +167,12 @@ class FaceRecognitionTask(Task):
         o, ctx = self.options, context or TaskContext(None)
         n = o["num_classes"] or _num_classes(ctx.train_set) or 0
         if n < 1:
-            raise ValueError("tasks.fr.num_classes must be >= 1 (set it, or train on a dataset that reports "
-                             "num_identities)")
+            src = getattr(ctx.train_set, "path", None) or getattr(ctx.train_set, "root", None) or "data.train"
+            raise ConfigError(f"tasks.fr: the training set ({src}) has no identity labels (every identity is -1, or "
+                              "it does not report num_identities); face recognition needs them: set "
+                              "tasks.fr.num_classes, or disable the task (tasks: {fr: false})")
         dim = ctx.model_config.embedding_dim if ctx.model_config is not None else 512
+        _check_class_memory(n, dim, ctx)
         self.fr = LPMCLoss(n, dim, m1=o["m1"], m2=o["m2"], scale=o["scale"], margin_type=o["margin_type"],
                            ignore_index=-1, fused=ctx.fused, process_group=ctx.process_group,
                            sample_rate=o["sample_rate"])
@@ -169,6 +186,11 @@ class FaceRecognitionTask(Task):
             return {}
         pairs, issame = M.verification_pairs(pred["identity_gt"], self.num_pairs, seed=self.seed)
         if len(pairs) < 10 or not issame.any() or issame.all():
+            ids = pred["identity_gt"][pred["identity_gt"] >= 0]
+            _warn_once(f"validation: no verification accuracy: the validation set ({len(pred['identity_gt'])} "
+                       f"images, {len(np.unique(ids))} identities) gives {int(issame.sum())} genuine and "
+                       f"{int((~issame).sum())} impostor pairs; the FR metric needs at least 10 pairs of both kinds "
+                       "(several images of several identities)")
             return {}
         v = M.verification_accuracy(pred["embedding"], pairs, issame)
         return {"verification_accuracy": v["accuracy"], "verification_std": v["std"],
@@ -259,6 +281,33 @@ class PoseTask(Task):
         if mean is not None:
             m["pose_mae_baseline_deg"] = M.pose_mae(np.broadcast_to(mean, gt.shape), gt)["mae"]
         return m
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    if msg not in _warned:
+        _warned.add(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def _check_class_memory(n: int, dim: int, ctx: "TaskContext") -> None:
+    """The class-centre matrix (n x dim float32, plus as much optimizer state) must fit:
+    an identity numbered 10^12 asks for a 10^12-row matrix, which fails deep in the
+    allocator ("you tried to allocate 128 TB") -- say why here."""
+    import os
+
+    world = ctx.process_group.size() if ctx.process_group is not None else 1
+    need = 2 * 4 * dim * -(-n // world)  # weights + momentum, one rank's shard
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise ConfigError(f"tasks.fr: {n} classes (the largest identity label + 1, or tasks.fr.num_classes) x {dim} "
+                          f"dims need {need / 2**30:.0f} GiB of class centres per process, more than this machine's "
+                          f"{have / 2**30:.0f} GiB; identities must be numbered 0..N-1 (renumber the labels)")
 
 
 def _num_classes(dataset) -> int | None:

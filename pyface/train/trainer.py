@@ -9,6 +9,14 @@ steps and at each epoch end), ``train.csv`` (one row per ``log_every`` steps),
 ``val.csv``, ``tb/`` (TensorBoard), ``loss_curves.png``, ``config.yaml``, ``model.pt``
 (final weights + model config).
 
+Safety (see README "Safety"): :meth:`Trainer.fit` locks the run folder for the job's
+lifetime (:class:`pyface.io.FolderLock`; a second training into the same ``out_dir``
+is refused naming the holder), refuses to start over in a folder that holds a run unless
+asked to resume, and resumes only a checkpoint written under the same configuration
+except for the keys declared ``may_change`` in :data:`pyface.train.config.SCHEMA`
+(``max_steps``, ``epochs``, log/checkpoint/validation intervals, device, ...); a changed
+``lr``, ``batch_size``, preset, task or dataset is refused naming the keys.
+
 Under ``torchrun`` (WORLD_SIZE > 1; :mod:`pyface.train.distributed`): one rank per
 device, DDP around the model, the FR class centres sharded over the ranks,
 ``data.batch_size`` per rank (global batch = batch_size x world size, one step = one
@@ -17,6 +25,7 @@ checkpoints split into rank 0's last.pt and one shard file per rank.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -30,9 +39,10 @@ import yaml
 from torch.utils.data import DataLoader
 
 from pyface import runtime
-from pyface.errors import CheckpointError
-from pyface.io import remove_stale_temps, write_text_atomic
+from pyface.errors import CheckpointError, ConfigError, DataError, OutputError
+from pyface.io import FolderLock, write_text_atomic
 from pyface.models import MultiTaskNet, model_config
+from pyface.procs import worker_init_fn
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
 from pyface.train import distributed as Dist
@@ -53,6 +63,38 @@ def build_dataset(spec, what: str = "data.train"):
     return open_dataset(spec, what=what)
 
 
+#: Files whose presence means out_dir holds a training run (fit refuses to start over).
+RUN_FILES = ("checkpoints/last.pt", "model.pt", "config.yaml", "train.csv", "val.csv")
+#: What a training checkpoint holds (a model.pt holds only "model" and "model_config").
+_TRAINING_STATE = ("step", "model", "loss", "optimizer", "scheduler", "scaler", "rng", "history", "val_history")
+
+
+def existing_run(out_dir: str | os.PathLike) -> Path | None:
+    """The first file of a training run in ``out_dir`` (a checkpoint, model.pt,
+    config.yaml or a log), or None: what :meth:`Trainer.fit` refuses to start over."""
+    for name in RUN_FILES:
+        if (Path(out_dir) / name).exists():
+            return Path(out_dir) / name
+    return None
+
+
+def refuse_existing_run(out_dir: str | os.PathLike, hint: str = "choose another --out") -> None:
+    """OutputError when ``out_dir`` holds a training run (before a job spends time on data).
+    A run that is still going is named as such, with its holder (the folder's lock)."""
+    found = existing_run(out_dir)
+    if found is not None:
+        with FolderLock(out_dir, "training run", clean=False):  # raises "in use by ..." while a job holds it
+            pass
+        raise OutputError(f"{out_dir} already holds a training run ({found}); {hint}")
+
+
+def _source(spec) -> str:
+    """", <spec>" for messages about a configured dataset."""
+    if isinstance(spec, dict) and spec:
+        return ": " + ", ".join(f"{k}={v}" for k, v in spec.items() if k != "transform")
+    return f": {spec}" if isinstance(spec, str) else ""
+
+
 class Trainer:
     """``Trainer(cfg, train_set=None, val_set=None)``: ``cfg`` as accepted by
     :func:`pyface.train.config.resolve`; datasets given here override data.train/val."""
@@ -65,6 +107,9 @@ class Trainer:
         self.dist, self.device = Dist.setup(runtime.resolve_device(cfg["device"], what="device"))
         self.train_set = train_set if train_set is not None else build_dataset(cfg["data"]["train"], "data.train")
         self.val_set = val_set if val_set is not None else build_dataset(cfg["data"]["val"], "data.val")
+        for part, ds in (("train", self.train_set), ("val", self.val_set)):
+            if ds is not None and hasattr(ds, "__len__") and len(ds) == 0:
+                raise DataError(f"data.{part}: the dataset is empty{_source(cfg['data'][part])}")
         torch.manual_seed(cfg["seed"])
         mcfg = dict(cfg["model"])
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
@@ -83,13 +128,17 @@ class Trainer:
         bs = cfg["data"]["batch_size"] * self.dist.world_size  # the global batch
         self.steps_per_epoch = len(self.train_set) // bs
         if self.steps_per_epoch < 1:
-            raise ValueError(f"the training set ({len(self.train_set)} samples) is smaller than one batch ({bs})")
+            raise ConfigError(f"data.batch_size: the training set ({len(self.train_set)} samples"
+                              f"{_source(cfg['data']['train'])}) is smaller than one batch ({bs})")
         self.total_steps = o["max_steps"] or o["epochs"] * self.steps_per_epoch
         head = [p for n, p in self.model.named_parameters() if n.startswith("heads.")] + list(self.loss.parameters())
         body = [p for n, p in self.model.named_parameters() if not n.startswith("heads.")]
         groups = [{"params": [p for p in body if p.requires_grad]},
                   {"params": [p for p in head if p.requires_grad], "lr": o["lr"] * o["head_lr_mult"]}]
-        self.optimizer = OPTIMIZERS.get(o["name"], what="optim.name")(groups, o)
+        try:
+            self.optimizer = OPTIMIZERS.get(o["name"], what="optim.name")(groups, o)
+        except (TypeError, ValueError) as exc:  # e.g. an optim.kwargs key the optimizer does not take
+            raise ConfigError(f"optim: the {o['name']} optimizer refuses these settings ({exc})") from exc
         spe, tot = self.steps_per_epoch, self.total_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, spe, tot, o))
         self.amp_dtype = runtime.amp_dtype(cfg["amp"], self.device)
@@ -99,6 +148,7 @@ class Trainer:
         self.val_history: list[dict] = []
         self.train_fields = ["step", "epoch", "lr", "loss", *self.tasks, "images_per_s"]
         self._tb = None
+        self.resumed_from: Path | None = None  # the checkpoint load_state_dict came from (resume)
 
     # ------------------------------------------------------------------ state
     @property
@@ -136,10 +186,17 @@ class Trainer:
         return self.checkpoint_path
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Load ``path`` (default: out_dir/checkpoints/last.pt). False when there is none.
-        Distributed, every rank loads last.pt and its own shard file."""
+        """Load ``path`` (default: out_dir/checkpoints/last.pt; False when there is none;
+        a ``path`` given that does not exist is an error). The checkpoint must be a
+        training checkpoint of this configuration: keys other than those declared
+        ``may_change`` must not differ (:func:`pyface.train.config.resume_problems`),
+        else a ConfigError names them. Distributed, every rank loads last.pt and its own
+        shard file."""
+        explicit = path is not None
         path = Path(path) if path else self.checkpoint_path
         if not path.exists():
+            if explicit:
+                raise runtime.CheckpointNotFoundError(f"resume: checkpoint not found: {path}")
             return False
         st = ckpt.load_rank(path, self.dist.rank, self.dist.world_size, map_location=self.device)
         if runtime.is_legacy_state_dict(st.get("model", {})):
@@ -147,8 +204,33 @@ class Trainer:
             raise CheckpointError(f"{path} was written by an older pyface (before the head registry): its training "
                                   "state cannot be resumed; start a new run from its weights with "
                                   f"init: {{checkpoint: {path}, modules: [shared, heads]}}")
-        self.load_state_dict(st)
+        missing = [k for k in _TRAINING_STATE if k not in st]
+        if missing:
+            raise CheckpointError(f"{path}: not a training checkpoint (it lacks {', '.join(map(repr, missing))}; "
+                                  "model.pt holds weights only): resume from checkpoints/last.pt, or start a new run "
+                                  f"from these weights with init: {{checkpoint: {path}, modules: [shared, heads]}}")
+        self._check_resumable(st, path)
+        try:
+            self.load_state_dict(st)
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise CheckpointError(f"{path}: its training state does not fit this model and tasks "
+                                  f"({runtime._short(exc, 300)})") from exc
+        self.resumed_from = path
         return True
+
+    def _check_resumable(self, st: dict, path: Path) -> None:
+        saved = st.get("config")
+        if not isinstance(saved, dict):
+            import warnings
+
+            warnings.warn(f"{path} does not record its configuration (an older pyface): the resume cannot check "
+                          "that lr, batch_size, tasks and data are unchanged", RuntimeWarning, stacklevel=3)
+            return
+        changed = C.resume_problems(saved, self.cfg)
+        if changed:
+            raise ConfigError(f"cannot resume {path}: the configuration changed: {'; '.join(changed)}. A resumed run "
+                              f"keeps its settings except {', '.join(C.may_change_on_resume())}; rerun with the "
+                              "original settings, or start a new run in another out_dir")
 
     def init_weights(self, path, modules) -> list[str]:
         """Copy the parameters and buffers under ``modules`` (name prefixes, e.g. "shared")
@@ -156,16 +238,16 @@ class Trainer:
         fine-tuning / linear evaluation from a pre-trained encoder. Every such tensor of
         this model must exist in the file with the same shape. Returns the copied names."""
         if not Path(path).exists():
-            raise FileNotFoundError(f"init.checkpoint {str(path)!r} does not exist")
+            raise runtime.CheckpointNotFoundError(f"init.checkpoint: checkpoint not found: {path}")
         src = runtime.read_checkpoint(path, map_location=self.device, what="init.checkpoint")
         src = runtime.upgrade_state_dict(src.get("model", src))
         own = self.model.state_dict()
         names = [k for k in own if any(k == m or k.startswith(m + ".") for m in modules)]
         if not names:
-            raise ValueError(f"init.modules {list(modules)} match no parameter of the model")
+            raise ConfigError(f"init.modules: {list(modules)} match no parameter of the model")
         bad = [k for k in names if k not in src or src[k].shape != own[k].shape]
         if bad:
-            raise ValueError(f"init.checkpoint {path}: {len(bad)} tensors missing or of another shape, e.g. "
+            raise CheckpointError(f"init.checkpoint {path}: {len(bad)} tensors missing or of another shape, e.g. "
                              f"{bad[0]!r} (was the encoder pre-trained with the same arch/width/layers?)")
         self.model.load_state_dict({k: src[k] for k in names}, strict=False)
         return names
@@ -176,7 +258,8 @@ class Trainer:
         # consume the global RNG (dropout) -- otherwise a resumed run would diverge.
         g = torch.Generator().manual_seed(self.cfg["seed"])
         return DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False, generator=g)
+                          pin_memory=self.device.type == "cuda", persistent_workers=False, generator=g,
+                          worker_init_fn=worker_init_fn())  # workers die with the job (pyface.procs)
 
     def prepare(self, batch: dict) -> dict:
         """Move the tensors to the device; resize images (and scale landmarks) to the model
@@ -230,13 +313,41 @@ class Trainer:
     def fit(self, resume: bool | str = False, callback=None) -> dict:
         """Train to ``total_steps`` (resuming from the last checkpoint when asked); returns
         the last validation metrics (empty without a validation set)."""
+        with self._run_folder(resume):
+            return self._fit(callback)
+
+    @contextlib.contextmanager
+    def _run_folder(self, resume):
+        """Own ``out_dir`` for the job: lock it (rank 0; a second job is refused naming the
+        holder), remove a killed run's uncommitted files, and either resume or check that
+        the folder holds no run to overwrite. Every rank raises when one of them fails."""
+        main = self.dist.is_main
+        lock, err = FolderLock(self.out, "training run"), None
+        try:
+            if main:
+                try:
+                    lock.acquire()  # also removes a killed run's uncommitted files
+                    if not resume and self.resumed_from is None:
+                        existing = self.existing_run()
+                        if existing is not None:
+                            raise OutputError(f"{self.out} already holds a training run ({existing}); pass --resume "
+                                              "to continue it, or choose another out_dir (--out-dir)")
+                except OutputError as exc:
+                    err = exc
+            if Dist.any_rank(err is not None, self.dist, self.device):
+                raise err or OutputError(f"{self.out}: rank 0 could not take the run folder (see its error)")
+            if resume:
+                self.resume(None if resume is True else resume)
+            yield
+        finally:
+            lock.release()
+
+    def existing_run(self) -> Path | None:
+        return existing_run(self.out)
+
+    def _fit(self, callback) -> dict:
         cfg = self.cfg
         main, world = self.dist.is_main, self.dist.world_size
-        self.out.mkdir(parents=True, exist_ok=True)
-        if main:  # a killed run's uncommitted files (no other rank writes before the first step)
-            remove_stale_temps(self.out, recursive=True)
-        if resume:
-            self.resume(None if resume is True else resume)
         if main:
             write_text_atomic(self.out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
             self._rewrite_csv("train.csv", self.train_fields, self.history)

@@ -23,8 +23,9 @@ import torch
 from pyface import runtime
 from pyface.errors import CheckpointError
 from pyface.label.landmarks import weights_digest
-from pyface.label.shards import config_hash, open_output
+from pyface.label.shards import config_hash
 from pyface.models import MultiTaskNet
+from pyface.procs import worker_init_fn
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_FACE_CROP_AREA", "FRNet", "IdentityEmbeddings", "embed_identities",
            "pair_scores"]
@@ -175,13 +176,24 @@ def _dataset_spec_desc(spec, dataset) -> dict:
 def embed_identities(name: str, dataset, net_a: FRNet, net_b: FRNet, out_dir: str, *, labels=None, keys=None,
                      spec=None, batch_size: int = 64, chunk_size: int = DEFAULT_CHUNK,
                      face_crop_area: float = DEFAULT_FACE_CROP_AREA, workers: int = 0, resume: bool = False,
-                     progress: bool = True, on_unit=None) -> IdentityEmbeddings:
+                     progress: bool = True, on_unit=None, split=None, complete: bool = False
+                     ) -> IdentityEmbeddings | None:
     """Step 1 for one dataset: per-identity embedding sums under both nets, resumable.
 
     ``labels`` [N] int: per-image identity overriding the dataset's (SemiIdentify), with
     ``keys`` naming each label. ``out_dir``: the shard folder (created; with ``resume`` an
     existing one is continued if its configuration matches, else ``ValueError``).
-    ``on_unit(k)``: called after unit ``k`` is written (tests use it to interrupt)."""
+    ``on_unit(k)``: called after unit ``k`` is written (tests use it to interrupt).
+
+    ``split`` (:class:`pyface.work_split.WorkSplit`): the units are dealt to the ranks of
+    a torchrun job (or owned by a job-array part); every process writes its units, and
+    after a barrier the writer of the final files (rank 0, not a part) sums them --
+    the others return None. ``complete``: compute nothing, every unit must be on disk
+    (``pyface label finalize``; DataError naming the missing ones)."""
+    from pyface.label.shards import open_shared
+    from pyface.work_split import WorkSplit
+
+    split = split or WorkSplit()
     n = len(dataset)
     if n == 0:
         raise ValueError(f"dataset {name!r} is empty")
@@ -193,22 +205,26 @@ def embed_identities(name: str, dataset, net_a: FRNet, net_b: FRNet, out_dir: st
     config = {"dataset": name, "data": _dataset_spec_desc(spec, dataset), "net_a": net_a.describe(),
               "net_b": net_b.describe(), "chunk_size": chunk_size, "face_crop_area": float(face_crop_area),
               "labels": None if labels is None else config_hash({"l": np.asarray(labels).tolist()})}
-    shards = open_output(out_dir, config, resume=resume)
     units = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
-    done = set(shards.finished())
-    todo = [k for k in range(len(units)) if k not in done]
+    shards, todo = open_shared(out_dir, config, len(units), resume=resume or complete, split=split)
+    if complete and todo:
+        from pyface.errors import DataError
+
+        raise DataError(f"{out_dir}: {len(todo)} of {len(units)} embedding units missing (e.g. "
+                        f"{shards.path(todo[0]).name}); run the missing parts first")
     if todo:
         size = max(net_a.input_size, net_b.input_size)
         frames = _Frames(dataset, size, float(face_crop_area), labels)
         loader = torch.utils.data.DataLoader(frames, batch_sampler=_unit_batches([units[k] for k in todo], batch_size),
-                                             num_workers=workers,
+                                             num_workers=workers, worker_init_fn=worker_init_fn(),
                                              pin_memory=net_a.device.type == "cuda")
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=n, initial=sum(units[k][1] - units[k][0] for k in done), unit="img",
-                       desc=f"embed {name}", dynamic_ncols=True)
+            bar = tqdm(total=sum(units[k][1] - units[k][0] for k in todo), unit="img",
+                       desc=f"embed {name}" + (f" [{split.describe()}]" if split.distributed or split.part else ""),
+                       dynamic_ncols=True)
         it = iter(loader)
         try:
             for k in todo:
@@ -231,14 +247,19 @@ def embed_identities(name: str, dataset, net_a: FRNet, net_b: FRNet, out_dir: st
                     if bar is not None:
                         bar.update(m)
                 table, meta = _unit_table(ids, ea, eb, net_a.dim, net_b.dim)
-                meta.update(images=e - s, bad=bad, bad_examples=errors, seconds=time.perf_counter() - t0)
-                shards.write(k, table, meta)
+                meta.update(images=e - s, bad=bad, bad_examples=errors)
+                shards.write(k, table, meta, {"seconds": time.perf_counter() - t0, "rank": split.rank,
+                                              "part": str(split.part) if split.part else None,
+                                              "device": str(net_a.device)})
                 if on_unit is not None:
                     on_unit(k)
         finally:
             if bar is not None:
                 bar.close()
             del it
+    split.barrier()  # every rank's units are on disk
+    if not split.writes_final:
+        return None
     return _reduce(name, shards, net_a.dim, net_b.dim, keys)
 
 
@@ -260,26 +281,32 @@ def _unit_table(ids, ea, eb, da, db):
 
 
 def _reduce(name, shards, da, db, keys) -> IdentityEmbeddings:
-    """Sum the unit shards per identity (float64)."""
-    table = shards.read()
+    """Sum the unit shards per identity (float64) in a fixed order -- unit 0, 1, 2, ...,
+    each adding its per-identity sums (an identity appears at most once per unit) -- so
+    the result is exactly the same, bit for bit, however many processes computed the
+    units; one unit in memory at a time besides the I x (Da + Db) sums."""
+    import pyarrow.parquet as pq
+
+    finished = shards.finished()
+    lab = [pq.read_table(shards.path(k), columns=["identity"]).column("identity").to_numpy() for k in finished]
+    u = np.unique(np.concatenate(lab)) if lab else np.zeros(0, np.int64)
+    sum_a, sum_b = np.zeros((len(u), da)), np.zeros((len(u), db))
+    counts = np.zeros(len(u), np.int64)
+    for k, ids in zip(finished, lab):
+        if not len(ids):
+            continue
+        t = pq.read_table(shards.path(k))
+        pos = np.searchsorted(u, ids)
+        sum_a[pos] += t.column("sum_a").combine_chunks().flatten().to_numpy().reshape(-1, da)
+        sum_b[pos] += t.column("sum_b").combine_chunks().flatten().to_numpy().reshape(-1, db)
+        counts[pos] += t.column("count").to_numpy()
     metas = shards.metas()
-    lab = table.column("identity").to_numpy()
-    u, inv = np.unique(lab, return_inverse=True)
-    inv_t = torch.from_numpy(inv.astype(np.int64))
-
-    def col(c, d):
-        v = np.array(table.column(c).combine_chunks().flatten().to_numpy().reshape(-1, d))
-        return torch.zeros(len(u), d, dtype=torch.float64).index_add_(0, inv_t, torch.from_numpy(v)).numpy()
-
-    counts = np.bincount(inv, weights=table.column("count").to_numpy(), minlength=len(u)).astype(np.int64)
     ks = None if keys is None else [keys[int(i)] for i in u]
     images = sum(m.get("images", 0) for m in metas)
     bad = sum(m.get("bad", 0) for m in metas)
     examples = [x for m in metas for x in m.get("bad_examples", [])][:5]
-    return IdentityEmbeddings(name, u.astype(np.int64), col("sum_a", da), col("sum_b", db), counts, ks,
-                              images=images, bad=bad, unlabeled=images - bad - int(counts.sum()),
-                              bad_examples=examples)
-
+    return IdentityEmbeddings(name, u.astype(np.int64), sum_a, sum_b, counts, ks, images=images, bad=bad,
+                              unlabeled=images - bad - int(counts.sum()), bad_examples=examples)
 
 
 def pair_scores(net: FRNet, images, batch_size: int, workers: int = 0) -> np.ndarray:
@@ -292,7 +319,8 @@ def pair_scores(net: FRNet, images, batch_size: int, workers: int = 0) -> np.nda
         batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size))
     else:
         frames = _Frames(images, net.input_size, 1.0)
-        loader = torch.utils.data.DataLoader(frames, batch_size=batch_size, num_workers=workers)
+        loader = torch.utils.data.DataLoader(frames, batch_size=batch_size, num_workers=workers,
+                                             worker_init_fn=worker_init_fn())
         batches = (b["image"] for b in loader)
     e = torch.cat([net.embed(b).cpu() for b in batches])
     return (e[0::2] * e[1::2]).sum(1).numpy()

@@ -92,6 +92,8 @@ class IdentitiesConfig:
     resume: bool = False
     progress: bool = True
     on_unit: Callable[[int], None] | None = None
+    #: ``pyface label finalize``: embed nothing, every unit must be on disk already.
+    complete: bool = False
 
 
 def field_name(name: str, key: str | None = None) -> str:
@@ -149,8 +151,9 @@ def _load_pairs(path: str, what: str):
     return ds, np.asarray(ds.issame, dtype=bool)
 
 
-def _open_inputs(c: IdentitiesConfig, name_of) -> _Inputs:
-    """Check the configuration and open every input, in the order that fails fastest."""
+def _open_inputs(c: IdentitiesConfig, name_of, part=None) -> _Inputs:
+    """Check the configuration and open every input, in the order that fails fastest.
+    (A job-array ``part`` joins the embedding folders its sibling parts created.)"""
     if not c.datasets:
         raise ConfigError(f"{name_of('datasets')}: give at least one dataset")
     _check_thresholds(c, name_of)
@@ -180,14 +183,20 @@ def _open_inputs(c: IdentitiesConfig, name_of) -> _Inputs:
     files = shard_files(c.landmarks, name_of("landmarks")) if c.landmarks is not None else None
     if files:
         check_sources(files, resolver, name_of("datasets"))
-    for n in every:
-        folder = os.path.join(c.out, "embeddings", n)
-        if not c.resume and os.path.exists(os.path.join(folder, "config.json")):
-            raise OutputError(f"{folder} already holds a run; set {name_of('resume')} to continue it or choose "
-                              f"another {name_of('out')}")
+    _refuse_existing(c, every, name_of, part)
     fa = c.net_a if isinstance(c.net_a, FRNet) else FRNet(c.net_a, name_of("net_a"), device=c.device, amp=c.amp)
     fb = c.net_b if isinstance(c.net_b, FRNet) else FRNet(c.net_b, name_of("net_b"), device=c.device, amp=c.amp)
     return _Inputs(built, semi, pairs, resolver, files, fa, fb)
+
+
+def _refuse_existing(c: IdentitiesConfig, names, name_of, part=None) -> None:
+    """A finished or started run in OUT is continued only with resume (a job-array part
+    joins the embedding folders its sibling parts created)."""
+    for n in names:
+        folder = os.path.join(c.out, "embeddings", n)
+        if part is None and not c.resume and os.path.exists(os.path.join(folder, "config.json")):
+            raise OutputError(f"{folder} already holds a run; set {name_of('resume')} to continue it or choose "
+                              f"another {name_of('out')}")
 
 
 def _calibrate(c: IdentitiesConfig, inp: _Inputs, name_of) -> dict:
@@ -205,15 +214,18 @@ def _calibrate(c: IdentitiesConfig, inp: _Inputs, name_of) -> dict:
     return calib
 
 
-def _embed(c: IdentitiesConfig, inp: _Inputs, name_of) -> tuple[list[IdentityEmbeddings], IdentityEmbeddings | None]:
-    """Step 1 for every dataset (and the SemiIdentify set, one identity per source face)."""
+def _embed(c: IdentitiesConfig, inp: _Inputs, name_of, split) -> tuple[list[IdentityEmbeddings] | None,
+                                                                        IdentityEmbeddings | None]:
+    """Step 1 for every dataset (and the SemiIdentify set, one identity per source face);
+    (None, None) on the processes that do not write the final files (split)."""
     groups = []
     common = dict(batch_size=c.batch_size, chunk_size=c.chunk_size, face_crop_area=c.face_crop_area,
-                  workers=c.workers, resume=c.resume, progress=c.progress, on_unit=c.on_unit)
+                  workers=c.workers, resume=c.resume, progress=c.progress, on_unit=c.on_unit, split=split,
+                  complete=c.complete)
     for n, ds in inp.datasets.items():
         groups.append(embed_identities(n, ds, inp.net_a, inp.net_b, os.path.join(c.out, "embeddings", n),
                                        spec=c.datasets[n], **common))
-        if not len(groups[-1]):
+        if groups[-1] is not None and not len(groups[-1]):
             raise DataError(f"{name_of('datasets', n)}: no image could be embedded ({groups[-1].bad} unreadable, "
                             f"{groups[-1].unlabeled} without identity; e.g. {groups[-1].bad_examples[:1]})")
     semi_group = None
@@ -227,25 +239,48 @@ def _embed(c: IdentitiesConfig, inp: _Inputs, name_of) -> tuple[list[IdentityEmb
                                       os.path.join(c.out, "embeddings", c.semi_name),
                                       labels=labels, keys=keys, spec=c.semi_identify, **common)
         inp.resolver.semi_name = c.semi_name
+    if not split.writes_final:
+        return None, None
     return groups, semi_group
 
 
-def run_identities(config: IdentitiesConfig, *, name_of: Callable[..., str] = field_name) -> dict:
+def run_identities(config: IdentitiesConfig, *, name_of: Callable[..., str] = field_name, split=None) -> dict | None:
     """Algorithm 2 end to end; returns the summary (also written to ``OUT/summary.json``).
+    ``OUT`` is locked for the job's lifetime (:meth:`pyface.work_split.WorkSplit.lock`).
 
     ``name_of(field, key=None)``: how errors name a configuration field (default
-    :func:`field_name`; the command line maps fields to its flags)."""
+    :func:`field_name`; the command line maps fields to its flags).
+
+    ``split`` (:class:`pyface.work_split.WorkSplit`; default: this process alone): the
+    embedding pass -- two FR nets over every image, the
+    expensive part -- is dealt to the ranks by units of ``chunk_size`` images; the
+    per-identity sums are added in unit order, so they are the same bit for bit for any
+    number of ranks. Calibration, the duplicate search, the merge and the manifest run on
+    rank 0, which returns the summary; the other ranks (and job-array parts, which embed
+    their units only and leave the rest to ``pyface label finalize``) return None."""
+    from pyface.work_split import WorkSplit
+
     t_start = time.perf_counter()
+    split = split or WorkSplit()
+    # every rank checks its inputs (reads only) before any creates OUT: a bad input fails everywhere, leaving no trace
+    inp = split.agree(_open_inputs, config, name_of, split.part)
+    with split.lock(config.out, "identities run"):
+        split.on_leader(_refuse_existing, config, list(inp.datasets) + ([config.semi_name] if inp.semi is not None
+                        else []), name_of, split.part)  # again, under the lock
+        return _run_identities(config, inp, name_of, t_start, split)
+
+
+def _run_identities(config: IdentitiesConfig, inp: _Inputs, name_of: Callable[..., str], t_start: float,
+                    split) -> dict | None:
     c = config
-    inp = _open_inputs(c, name_of)
     fa, fb = inp.net_a, inp.net_b
     os.makedirs(c.out, exist_ok=True)
     timing = {}
 
-    # thresholds
+    # thresholds (on the process that merges; before the long pass, so a bad pair set fails early)
     calib = None
     threshold_a, threshold_b = c.threshold_a, c.threshold_b
-    if inp.pairs is not None:
+    if inp.pairs is not None and split.writes_final:
         t0 = time.perf_counter()
         calib = _calibrate(c, inp, name_of)
         threshold_a, threshold_b = calib["a"]["threshold"], calib["b"]["threshold"]
@@ -253,8 +288,10 @@ def run_identities(config: IdentitiesConfig, *, name_of: Callable[..., str] = fi
 
     # step 1: embeddings
     t0 = time.perf_counter()
-    groups, semi_group = _embed(c, inp, name_of)
+    groups, semi_group = _embed(c, inp, name_of, split)
     timing["embed_s"] = time.perf_counter() - t0
+    if groups is None:
+        return None
 
     # steps 2-3: duplicates across the FR datasets, union-find
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ import torch
 from pyface.errors import DataError
 from pyface.io import atomic_path, write_text_atomic
 from pyface.label.identities.merge import semi_identify_key
+from pyface.procs import worker_init_fn
 
 __all__ = ["IDENTITY_MAP_HEADER", "MERGES_HEADER", "Resolver", "check_sources", "dataset_root", "shard_files",
            "write_csv", "write_pltd"]
@@ -183,7 +184,8 @@ def _own_label_tables(ds, resolver: Resolver, batch_size: int = 256, workers: in
     """Manifest tables of the SemiIdentify dataset with its own labels, streamed."""
     from pyface.data.manifest import MANIFEST_SCHEMA
 
-    loader = torch.utils.data.DataLoader(_OwnLabels(ds), batch_size=batch_size, num_workers=workers)
+    loader = torch.utils.data.DataLoader(_OwnLabels(ds), batch_size=batch_size, num_workers=workers,
+                                         worker_init_fn=worker_init_fn())
     for b in loader:
         ok = b["ok"].numpy()
         refs = [os.path.abspath(ds.describe(int(i))) for i in b["i"]]
