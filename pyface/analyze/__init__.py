@@ -16,7 +16,8 @@ shard folders), below pyface.cli. Attributes load lazily.
 """
 _LAZY = {"FaceAnalyzer": "analyzer", "Face": "analyzer", "pose_from_landmarks": "pose",
          "DETECTORS": "detectors", "Detection": "detectors", "make_detector": "detectors",
-         "register_detector": "detectors", "ModelBackend": "backend", "TorchBackend": "torch_backend", "OnnxBackend": "onnx_backend",
+         "register_detector": "detectors", "ModelBackend": "backend", "TorchBackend": "torch_backend",
+         "OnnxBackend": "onnx_backend",
          "OneEuroFilter": "video", "FaceTracker": "video", "analyze_video": "video", "load_image": "images"}
 __all__ = list(_LAZY)
 

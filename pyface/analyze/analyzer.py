@@ -220,14 +220,19 @@ class FaceAnalyzer:
     def _embed(self, image, faces) -> None:
         S = self.backend.input_size
         todo, crops = [], []
-        for f in faces:
-            if f.landmarks is not None:
-                from pyface.data.align import five_points_from_68
+        from pyface.data.align import five_points_from_68
 
+        for f in faces:
+            p5 = None
+            if f.landmarks is not None:
                 p5 = five_points_from_68(f.landmarks)
-            elif f.keypoints is not None and len(f.keypoints) >= 4:
+                # an unusable landmark set (e.g. an untrained landmark head's collapsed points)
+                # gives no alignment: fall back on the detector's key points
+                if not np.linalg.norm(np.asarray(p5[1]) - np.asarray(p5[0])) >= 1.0:
+                    p5 = None
+            if p5 is None and f.keypoints is not None and len(f.keypoints) >= 4:
                 p5 = _five_from_keypoints(np.asarray(f.keypoints, np.float64))
-            else:
+            if p5 is None:
                 continue
             from pyface.data.align import align_face
 
