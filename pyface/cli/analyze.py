@@ -13,6 +13,10 @@ DETECTOR_HELP = ("face detector: blazeface (PyTorch, needs nothing), mediapipe-s
 def _analyzer(args):
     from pyface.analyze import FaceAnalyzer
 
+    if args.checkpoint is not None and str(args.checkpoint).lower().endswith(".onnx"):  # pyface export's file
+        from pyface.analyze.onnx_backend import OnnxBackend
+
+        return FaceAnalyzer(backend=OnnxBackend(args.checkpoint), detector=args.detector, min_score=args.min_score)
     return FaceAnalyzer(args.checkpoint, detector=args.detector, min_score=args.min_score)
 
 
@@ -50,7 +54,7 @@ Examples::
 
     def add_arguments(self, p):
         p.add_argument("paths", nargs="+", metavar="PATH", help="image or video files, or folders of them")
-        p.add_argument("--checkpoint", default=None, help="model.pt or a pyface train run folder (default: none)")
+        p.add_argument("--checkpoint", default=None, help="model.pt, a pyface train run folder or a pyface export .onnx file (default: none)")
         p.add_argument("--out", default=None, help="JSON (one picture) or Parquet table (several / a folder / a video)")
         p.add_argument("--draw", default=None, metavar="DIR", help="write annotated pictures (PNG) / videos (MP4) here")
         p.add_argument("--detector", default=None, help=DETECTOR_HELP)
@@ -130,7 +134,7 @@ verification beside a checkpoint; take the one it prints for your false-match ra
     def add_arguments(self, p):
         p.add_argument("a", metavar="A", help="first picture")
         p.add_argument("b", metavar="B", help="second picture")
-        p.add_argument("--checkpoint", required=True, help="model.pt or a pyface train run folder with an fr head")
+        p.add_argument("--checkpoint", required=True, help="model.pt, a run folder or an .onnx file with an fr head")
         p.add_argument("--threshold", type=similarity, required=True,
                        help="cosine similarity at or above which the faces are the same person ([-1, 1])")
         p.add_argument("--detector", default=None, help=DETECTOR_HELP)
