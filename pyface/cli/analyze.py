@@ -54,7 +54,8 @@ Examples::
 
     def add_arguments(self, p):
         p.add_argument("paths", nargs="+", metavar="PATH", help="image or video files, or folders of them")
-        p.add_argument("--checkpoint", default=None, help="model.pt, a pyface train run folder or a pyface export .onnx file (default: none)")
+        p.add_argument("--checkpoint", default=None,
+                       help="model.pt, a pyface train run folder or a pyface export .onnx file (default: none)")
         p.add_argument("--out", default=None, help="JSON (one picture) or Parquet table (several / a folder / a video)")
         p.add_argument("--draw", default=None, metavar="DIR", help="write annotated pictures (PNG) / videos (MP4) here")
         p.add_argument("--detector", default=None, help=DETECTOR_HELP)
