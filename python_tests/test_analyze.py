@@ -338,3 +338,23 @@ def test_cli_compare(tmp_path, capsys):
                      "--threshold", "0.5", "--detector", "blazeface", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["similarity"] > 0.9 and r["same"] is True  # the same photo (EXIF-rotated copy)
+
+
+def test_onnx_backend_gives_the_torch_faces(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="the onnx extra runs exported models")
+    pytest.importorskip("onnx", reason="the onnx extra exports models")
+    from pyface.analyze.onnx_backend import OnnxBackend
+    from pyface.export.exporter import export_model
+
+    ck = _checkpoint(tmp_path)
+    onnx_path = tmp_path / "m.onnx"
+    export_model(ck, onnx_path, dynamic_batch=True, check=False)
+    img = _astronaut()
+    ft = FaceAnalyzer(ck, detector="blazeface", mesh=False, device="cpu").get(img)[0]
+    fo = FaceAnalyzer(backend=OnnxBackend(onnx_path), detector="blazeface", mesh=False,
+                      crop_area=FaceAnalyzer(ck, detector="blazeface", mesh=False).crop_area).get(img)[0]
+    np.testing.assert_allclose(fo.landmarks, ft.landmarks, atol=1e-2)
+    np.testing.assert_allclose(fo.pose, ft.pose, atol=1e-3)
+    assert float(np.dot(fo.embedding, ft.embedding)) > 0.9999
+    capsys.readouterr()
+    assert cli.main(["analyze", str(tmp_path / "nope.png"), "--checkpoint", str(onnx_path)]) == 2
