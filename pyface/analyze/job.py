@@ -97,7 +97,8 @@ def write_faces_table(path, results: list[dict], errors: list[str], meta: dict) 
                 rows[k].append(None if v is None else np.asarray(v, np.float32).reshape(-1).tolist())
 
     def lst(k, n):
-        return pa.array(rows[k], pa.list_(pa.float32(), n) if n else pa.list_(pa.float32()))
+        # variable-size lists (widths in the docstring): pyarrow 25 cannot read back a null fixed-size list
+        return pa.array(rows[k], pa.list_(pa.float32()))
 
     table = pa.table({"file": pa.array(rows["file"], pa.string()), "face": pa.array(rows["face"], pa.int32()),
                       "width": pa.array(rows["width"], pa.int32()), "height": pa.array(rows["height"], pa.int32()),

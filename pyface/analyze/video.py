@@ -259,7 +259,7 @@ def _write_table(path, rows: dict, meta: dict) -> None:
     def col(values, width):
         f32 = pa.float32()
         return pa.array([None if v is None else np.asarray(v, np.float32).reshape(-1).tolist() for v in values],
-                        type=pa.list_(f32, width) if width else pa.list_(f32))
+                        type=pa.list_(f32))  # variable-size: pyarrow 25 cannot read back null fixed-size lists
 
     table = pa.table({"frame": pa.array(rows["frame"], pa.int64()), "time_s": pa.array(rows["time_s"], pa.float64()),
                       "track": pa.array(rows["track"], pa.int64()), "box": col(rows["box"], 4),
