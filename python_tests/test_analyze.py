@@ -358,3 +358,15 @@ def test_onnx_backend_gives_the_torch_faces(tmp_path, capsys):
     assert float(np.dot(fo.embedding, ft.embedding)) > 0.9999
     capsys.readouterr()
     assert cli.main(["analyze", str(tmp_path / "nope.png"), "--checkpoint", str(onnx_path)]) == 2
+
+
+def test_cli_analyze_a_video(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    src = _synthetic_video(tmp_path / "clip.mp4", frames=6)
+    out = tmp_path / "clip.parquet"
+    assert cli.main(["analyze", str(src), "--detector", "blazeface", "--out", str(out), "--draw", str(tmp_path / "d"),
+                     "--beta", "0.5"]) == 0
+    assert "6 frames" in capsys.readouterr().out
+    assert pq.read_table(out).num_rows == 6 and (tmp_path / "d" / "clip.annotated.mp4").is_file()
+    assert cli.main(["analyze", str(src), "--out", str(out), "--beta", "-1"]) == 2
