@@ -319,12 +319,17 @@ def test_cli_analyze_one_photo_and_a_folder(tmp_path, capsys):
     (["compare", "{photo}", "{photo}", "--checkpoint", "{fld}", "--threshold", "0.3"], "recognition"),
     (["compare", "{photo}", "{photo}", "--checkpoint", "{fr}", "--threshold", "2"], "--threshold"),
     (["compare", "{photo}", "{noface}", "--checkpoint", "{fr}", "--threshold", "0.3"], "g_noface.png"),
+    (["compare", "{photo}", "{photo}", "--checkpoint", "{fr}", "--threshold", "{report}:cfp_fp"], "lfw, agedb_30"),
+    (["compare", "{photo}", "{photo}", "--checkpoint", "{fr}", "--threshold", "{report}"], "several"),
+    (["compare", "{photo}", "{photo}", "--checkpoint", "{fr}", "--threshold", "{missing}.json"], "--threshold"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, needle):
     d = _photo_folder(tmp_path)
     ck = {"fld": _checkpoint(tmp_path, ("fld", "hpe")), "fr": _checkpoint(tmp_path, ("fr",))}
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"verification": {"lfw": {"threshold": 0.3}, "agedb_30": {"threshold": 0.2}}}))
     sub = {"missing": str(tmp_path / "nope.jpg"), "photo": str(d / "a_color.jpg"), "folder": str(d),
-           "noface": str(d / "g_noface.png"), **{k: str(v) for k, v in ck.items()}}
+           "noface": str(d / "g_noface.png"), "report": str(report), **{k: str(v) for k, v in ck.items()}}
     capsys.readouterr()
     assert cli.main([a.format(**sub) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -338,6 +343,15 @@ def test_cli_compare(tmp_path, capsys):
                      "--threshold", "0.5", "--detector", "blazeface", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["similarity"] > 0.9 and r["same"] is True  # the same photo (EXIF-rotated copy)
+    # the threshold pyface eval verification chose, from its report
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"verification": {"lfw": {"threshold": 0.999999, "mean": 0.99}}}))
+    assert cli.main(["compare", str(d / "a_color.jpg"), str(d / "e_exif.jpg"), "--checkpoint", ck,
+                     "--threshold", f"{report}:lfw", "--detector", "blazeface", "--json"]) == 0
+    cap = capsys.readouterr()
+    r2 = json.loads(cap.out)
+    assert r2["threshold"] == 0.999999 and r2["same"] is (r["similarity"] >= 0.999999)
+    assert "from lfw in" in cap.err
 
 
 def test_onnx_backend_gives_the_torch_faces(tmp_path, capsys):

@@ -20,17 +20,45 @@ def _analyzer(args):
     return FaceAnalyzer(args.checkpoint, detector=args.detector, min_score=args.min_score)
 
 
-def _similarity(text: str) -> float:
+def _similarity(text: str):
+    """A cosine similarity in [-1, 1], or ``REPORT.json[:SET]`` (kept as text: read in run)."""
+    if text.lower().split(":", 1)[0].endswith(".json"):
+        return text
     try:
         v = float(text)
     except ValueError:
         v = float("nan")
     if not -1.0 <= v <= 1.0:
-        raise ValueError(f"expected a cosine similarity in [-1, 1], got {text!r}")
+        raise ValueError(f"expected a cosine similarity in [-1, 1] or an eval report.json[:SET], got {text!r}")
     return v
 
 
 similarity = _arg_type(_similarity)
+
+
+def threshold_from_report(text: str) -> tuple[float, str]:
+    """The cosine threshold ``pyface eval verification`` chose (10-fold mean) on a set of
+    its ``report.json``: ``PATH`` (the set, when it evaluated one) or ``PATH:SET``.
+    Returns (threshold, what it is) or raises a UsageError naming --threshold."""
+    from pyface.errors import UsageError
+
+    path, _, name = text.partition(":")
+    try:
+        with open(path, encoding="utf-8") as f:
+            sets = json.load(f).get("verification") or {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"--threshold: cannot read {path} as a pyface eval report.json ({exc})") from None
+    sets = {k: v for k, v in sets.items() if isinstance(v, dict) and "threshold" in v}
+    if not sets:
+        raise UsageError(f"--threshold: {path} holds no verification threshold (run pyface eval verification)")
+    if not name:
+        if len(sets) > 1:
+            raise UsageError(f"--threshold: {path} has several verification sets; name one: "
+                             + ", ".join(f"{path}:{k}" for k in sets))
+        name = next(iter(sets))
+    if name not in sets:
+        raise UsageError(f"--threshold: {path} has no verification set {name!r} (it has {', '.join(sets)})")
+    return float(sets[name]["threshold"]), f"{name} in {path}"
 
 
 @command
@@ -128,16 +156,19 @@ class Compare(Command):
     description = """Compare the best face of two pictures with a recognition checkpoint.
 
 Prints the cosine similarity of the two flip-sum embeddings and "same" / "different" at
---threshold (required: pyface does not yet store the threshold chosen by pyface eval
-verification beside a checkpoint; take the one it prints for your false-match rate).
+--threshold: a cosine similarity, or the report.json of `pyface eval verification` run
+with the same checkpoint (`--threshold eval_out/report.json:lfw`): the threshold it chose
+on that set (10-fold mean, best accuracy). The checkpoint file itself is never modified,
+so the threshold lives in the evaluation's report.
 """
 
     def add_arguments(self, p):
         p.add_argument("a", metavar="A", help="first picture")
         p.add_argument("b", metavar="B", help="second picture")
         p.add_argument("--checkpoint", required=True, help="model.pt, a run folder or an .onnx file with an fr head")
-        p.add_argument("--threshold", type=similarity, required=True,
-                       help="cosine similarity at or above which the faces are the same person ([-1, 1])")
+        p.add_argument("--threshold", type=similarity, required=True, metavar="T|REPORT.json[:SET]",
+                       help="cosine similarity at or above which the faces are the same person ([-1, 1]), or "
+                            "an eval report.json whose verification threshold to use")
         p.add_argument("--detector", default=None, help=DETECTOR_HELP)
         p.add_argument("--min-score", type=positive_float, default=0.5, help="detector threshold (default 0.5)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -148,7 +179,11 @@ verification beside a checkpoint; take the one it prints for your false-match ra
         existing_path("--checkpoint", args.checkpoint, "checkpoint")
         from pyface.analyze.job import compare_files
 
-        r = compare_files(_analyzer(args), args.a, args.b, args.threshold)
+        threshold = args.threshold
+        if isinstance(threshold, str):
+            threshold, source = threshold_from_report(threshold)
+            print(f"threshold {threshold:.4f} from {source}", file=sys.stderr)
+        r = compare_files(_analyzer(args), args.a, args.b, threshold)
         if args.json:
             print(json.dumps(r))
         else:
