@@ -29,6 +29,7 @@ import yaml
 
 from pyface.errors import ConfigError
 from pyface.registry import Registry, did_you_mean
+from pyface.train.monitor import MONITOR_DEFAULTS
 from pyface.train.optim import OPTIMIZERS, SCHEDULES
 from pyface.train.tasks import TASKS
 
@@ -39,15 +40,20 @@ class Recipe:
     tasks: tuple[str, ...]
     preset: str | None = None
     defaults: dict = field(default_factory=dict)  # config overrides applied under the user's config
+    # options for tasks of the recipe *when enabled* (under the user's tasks section), e.g. the
+    # HMTL recipe's weight 50 for whichever self-supervised task the user picks (Sec. 4.2)
+    task_options: dict = field(default_factory=dict)
 
 
 #: name -> :class:`Recipe` (``RECIPES.names()``, ``RECIPES.get(name)``).
 RECIPES: Registry[Recipe] = Registry("recipe")
 
 
-def register_recipe(name: str, *, tasks, preset: str | None = None, defaults: dict | None = None) -> Recipe:
-    """A recipe: the tasks it trains, its model preset and the config defaults it sets."""
-    return RECIPES.register(name, Recipe(name, tuple(tasks), preset, dict(defaults or {})))
+def register_recipe(name: str, *, tasks, preset: str | None = None, defaults: dict | None = None,
+                    task_options: dict | None = None) -> Recipe:
+    """A recipe: the tasks it trains, its model preset, the config defaults it sets and the
+    options of tasks it applies only to enabled ones (``task_options``)."""
+    return RECIPES.register(name, Recipe(name, tuple(tasks), preset, dict(defaults or {}), dict(task_options or {})))
 
 
 class ResolvedConfig(dict):
@@ -81,7 +87,11 @@ DEFAULTS: dict = {
               "min_lr_ratio": 0.0,
               "grad_clip": None, "head_lr_mult": 1.0, "kwargs": {}},
     "init": {"checkpoint": None,    # start from these weights (model.pt or a checkpoint), e.g. an SSL
-             "modules": ["shared"]},  # pre-trained encoder; only parameters under these prefixes
+             "modules": ["shared"],  # pre-trained encoder; only parameters under these prefixes
+             "format": "auto"},     # auto | pyface | torchvision (a torchvision ResNet state dict, e.g. ImageNet)
+    # .bin verification sets evaluated during training (pyface.train.monitor.VerificationMonitor):
+    # bins: [paths], every: steps, best: null | <set name> | "mean" (model_best.pt), batch_size
+    "monitor": dict(MONITOR_DEFAULTS),
     "checkpoint_every": 500,        # steps; also at every epoch end
     "log_every": 10,
     "val_every_epochs": 1,
@@ -89,6 +99,9 @@ DEFAULTS: dict = {
     "tensorboard": True,
     "progress": True,
 }
+
+#: ``init.format``: how ``init.checkpoint`` is read (pyface.models.torchvision_weights).
+INIT_FORMATS = ("auto", "pyface", "torchvision")
 
 # Where the per-task loss options of the first releases went (clear errors for old configs).
 _MOVED = {"lambda_fld": "tasks.fld.weight", "lambda_hpe": "tasks.hpe.weight", "scale": "tasks.fr.scale",
@@ -127,6 +140,7 @@ def _tasks(recipe: Recipe, spec) -> dict[str, dict]:
         raise ValueError(f"tasks must be a mapping or a list of task names, got {spec!r}")
     for t in chosen:
         TASKS.get(t, what="tasks")  # an unknown task: ConfigError suggesting the close names
+    chosen = {t: {**recipe.task_options.get(t, {}), **o} for t, o in chosen.items()}
     if not chosen:
         raise ValueError("no task is enabled")
     return {t: TASKS.get(t).resolve_options(o) for t, o in chosen.items()}
@@ -163,6 +177,11 @@ def resolve(cfg: dict | None = None) -> dict:
     OPTIMIZERS.get(cfg["optim"]["name"], what="optim.name")
     if cfg["optim"]["schedule"] not in SCHEDULES:
         raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {cfg['optim']['schedule']!r}")
+    bad = set(cfg["monitor"] or {}) - set(MONITOR_DEFAULTS)
+    if bad:
+        raise ConfigError(f"unknown monitor keys {sorted(bad)}; known: {sorted(MONITOR_DEFAULTS)}")
+    if cfg["init"].get("format", "auto") not in INIT_FORMATS:
+        raise ConfigError(f"init.format must be one of {list(INIT_FORMATS)}, got {cfg['init']['format']!r}")
     if cfg["data"]["train"] is None:
         raise ValueError("data.train must name a dataset (e.g. {type: SyntheticFaces, ...})")
     for k in ("batch_size", "checkpoint_every", "log_every"):
