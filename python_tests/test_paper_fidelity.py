@@ -417,3 +417,48 @@ def test_old_run_config_yaml_still_loads(tmp_path):
     c = load_config(p)
     assert c["tasks"]["fld"]["unit"] is None and c["tasks"]["fr"]["gamma"] == "sum"
     assert os.path.basename(p) == "config.yaml"
+
+
+# ----------------------------------------------------------------- hyper-parameters (Sec. 4)
+def test_mtl_recipe_has_the_paper_hyperparameters():
+    """Lee et al. Sec. 4: lambda_1 = 100, lambda_2 = 10, Wing w = 10 ("C = 10"), eps = 2,
+    s = 64, m1 = 0.3, m2 = 0.7, lr 0.01 x 0.9 per epoch, 20 epochs, IResNet50-Multi at 112
+    (3:1 split), the pretrained ResNet50 at 128."""
+    c = resolve_config({"data": {"train": "x"}})
+    assert c["recipe"] == "mtl" and list(c["tasks"]) == ["fr", "fld", "hpe"]
+    fr, fld, hpe = c["tasks"]["fr"], c["tasks"]["fld"], c["tasks"]["hpe"]
+    assert (fr["weight"], fr["scale"], fr["m1"], fr["m2"], fr["gamma"], fr["margin_type"]) == (
+        1.0, 64.0, 0.3, 0.7, "sum", "cosine")
+    assert (fld["weight"], fld["wing_w"], fld["wing_eps"], fld["lambda_p"], fld["units"], fld["projection"]) == (
+        100.0, 10.0, 2.0, "dynamic", "pixels", "orthographic")
+    assert hpe["weight"] == 10.0
+    o = c["optim"]
+    assert (o["name"], o["lr"], o["schedule"], o["gamma"], o["epochs"]) == ("sgd", 0.01, "exp", 0.9, 20)
+    mc = model_config(c["model"]["preset"])
+    assert (mc.arch, mc.input_size) == ("iresnet50", 112)
+    p = resolve_config({"recipe": "pretrain-fld-hpe", "data": {"train": "x"}})
+    mp = model_config(p["model"]["preset"])
+    assert (mp.arch, mp.input_size, list(p["tasks"])) == ("resnet50", 128, ["fld", "hpe"])
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("mtl-iresnet50.yaml", {"recipe": "mtl", "preset": "iresnet50-multi", "train": "ManifestDataset", "bins": 3}),
+    ("pretrain-fld-hpe.yaml", {"recipe": "pretrain-fld-hpe", "preset": "resnet50-fld-hpe", "train": "W300LP"}),
+    ("fr-vgg2.yaml", {"recipe": "stl-fr", "arch": "resnet50", "train": "RecordIOFaces", "bins": 3, "best": "lfw"}),
+    ("fr-ms1mv3.yaml", {"recipe": "stl-fr", "arch": "resnet50", "train": "RecordIOFaces", "bins": 3, "best": "lfw"}),
+    ("eyeblink.yaml", {"recipe": "eyeblink", "preset": "resnet18-eyeblink", "train": "EyeFolder"}),
+    ("hmtl-table2-hmtl-3x3-puzzle-aug1-imagenet.yaml", {"recipe": "hmtl", "init": "torchvision", "train": "W300LP"}),
+])
+def test_paper_configs_match_their_table_rows(name, expect):
+    """The configs named in docs/papers.md for Tables 3, 5-7 (Lee et al.) and Table 2
+    (Pourmirzaei et al.) hold what the row says."""
+    c = load_config(CONFIGS / name)
+    assert c["recipe"] == expect["recipe"] and c["data"]["train"]["type"] == expect["train"]
+    if "preset" in expect:
+        assert c["model"]["preset"] == expect["preset"]
+    if "arch" in expect:   # Table 3: "Ours (pretrained)-ResNet50"
+        assert model_config(c["model"]["preset"], arch=c["model"]["arch"]).arch == expect["arch"]
+    assert len(c["monitor"]["bins"]) == expect.get("bins", 0) and c["monitor"]["best"] == expect.get(
+        "best", c["monitor"]["best"])
+    if "init" in expect:
+        assert c["init"]["format"] == expect["init"] and c["init"]["checkpoint"].endswith(".pth")
