@@ -36,7 +36,7 @@ def _one_error_line(capsys, prog: str) -> str:
 def test_every_subcommand_is_registered_once():
     assert set(COMMAND_NAMES) == {"train", "eval", "bench", "doctor", "checkpoint reshard", "demo mtl", "demo hmtl",
                                   "demo label", "demo eval", "label landmarks", "label fit-index-map",
-                                  "label identities", "data mean-shape"}
+                                  "label identities", "data mean-shape", "demo ablations"}
     groups = {n for n, c in cli.commands().items() if isinstance(c, Group)}
     assert groups == {"demo", "label", "checkpoint", "data"}
     with pytest.raises(ValueError, match="already registered"):
