@@ -1,5 +1,6 @@
-"""Head-pose geometry: the one Euler-angle convention of pyface, orthographic
-projection of a 3D face, the mean 3D 68-point face, and 300W-LP label helpers.
+"""Head-pose geometry: the one Euler-angle convention of pyface, orthographic and
+pinhole (Lee et al. Eq. 8) projection of a 3D face, the mean 3D 68-point face (shipped,
+or the paper's from a 300W-LP folder, saved / loaded as JSON), and 300W-LP label helpers.
 
 Axes are image axes: x to the right, y down, z into the screen (right-handed), the
 camera looking along +z; a frontal face looks along -z (its nose tip has the most
@@ -37,8 +38,9 @@ import torch
 
 from pyface.data_files.mean_shape_68 import IBUG68_FLIP, MEAN_SHAPE_68
 
-__all__ = ["IBUG68_FLIP", "default_mean_shape", "euler_to_matrix", "matrix_to_euler", "mean_shape_from_300wlp",
-           "normalize_shape", "pose_from_pose_para", "pose_para_from_pose", "project_shape"]
+__all__ = ["IBUG68_FLIP", "default_mean_shape", "euler_to_matrix", "load_mean_shape", "matrix_to_euler",
+           "mean_shape_from_300wlp", "normalize_shape", "pose_from_pose_para", "pose_para_from_pose",
+           "project_perspective", "project_shape", "save_mean_shape"]
 
 NUM_LANDMARKS = 68
 
@@ -117,6 +119,26 @@ def project_shape(shape3d, pose) -> torch.Tensor:
     return torch.einsum("...ij,...nj->...ni", R[..., :2, :], X)
 
 
+def project_perspective(shape3d, pose, *, fx: float, fy: float, cx: float, cy: float,
+                        distance: float) -> torch.Tensor:
+    """Eq. 8 of Lee et al. as a pinhole camera: [B, N, 2] pixels of R @ X for each pose.
+
+    The rotated shape X' = R @ X (image axes, centred at the shape's origin) sits
+    ``distance`` (the shape's units) in front of a camera looking along +z:
+    ``x = fx * x' / (z' + distance) + cx``, ``y = fy * y' / (z' + distance) + cy``. The
+    literal 2 x 3 matrix of Eq. 8, ``[[fx, 0, cx], [0, fy, cy]] @ X'``, omits the division
+    by depth (its cx * z' term shears the face by its depth); docs/papers.md discusses
+    both. As ``distance`` grows this tends to :func:`project_shape` up to scale and shift.
+    shape3d: [N, 3] or [B, N, 3]; pose: [B, 3] or [3] (yaw, pitch, roll) degrees."""
+    X = _as_float_tensor("shape3d", shape3d, (3,))
+    R = euler_to_matrix(torch.as_tensor(pose, device=X.device).to(X.dtype))
+    Xr = torch.einsum("...ij,nj->...ni", R, X) if X.dim() == 2 else torch.einsum("...ij,...nj->...ni", R, X)
+    depth = Xr[..., 2] + float(distance)
+    if bool((depth <= 0).any()):
+        raise ValueError(f"distance {distance} puts points of the shape behind the camera (need z' + distance > 0)")
+    return torch.stack([fx * Xr[..., 0] / depth + cx, fy * Xr[..., 1] / depth + cy], dim=-1)
+
+
 def normalize_shape(shape: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """N(shape): centred at its centroid and divided by its Frobenius norm ([..., N, D])."""
     c = shape - shape.mean(dim=-2, keepdim=True)
@@ -148,7 +170,7 @@ def _load_landmarks(mat_path: Path) -> np.ndarray | None:
 
 
 def mean_shape_from_300wlp(root: str | os.PathLike, *, max_angle_deg: float = 20.0, max_samples: int | None = None,
-                           iters: int = 20, flips: bool = False) -> torch.Tensor:
+                           iters: int = 20, flips: bool = False, return_samples: bool = False):
     """The paper's mean 3D face: the mean 3D landmarks of the 300W-LP samples whose
     |yaw|, |pitch| and |roll| are all below ``max_angle_deg``, aligned for scale and
     translation. Returns float64 [68, 3] in image axes, centred, scaled to the Frobenius
@@ -160,7 +182,9 @@ def mean_shape_from_300wlp(root: str | os.PathLike, *, max_angle_deg: float = 20
     alternating). Depth (z) is identified by the pose spread inside the window: a window
     near 0 degrees leaves z poorly determined, hence the default of 20 degrees.
     ``root`` holds the subset folders (AFW, HELEN, IBUG, LFPW, ...) of ``<image>.mat``
-    files; ``*_Flip`` folders are skipped unless ``flips``. Needs scipy.
+    files; ``*_Flip`` folders are skipped unless ``flips``. Needs scipy. With
+    ``return_samples``: (shape, number of samples used). ``pyface data mean-shape`` writes
+    it for ``tasks.fld.mean_shape``.
     """
     try:
         from scipy.io import loadmat
@@ -206,4 +230,45 @@ def mean_shape_from_300wlp(root: str | os.PathLike, *, max_angle_deg: float = 20
         X = np.linalg.solve(lhs, rhs.T).T
         X = X - X.mean(axis=0)
         X = X * (target_norm / np.linalg.norm(X))
-    return torch.from_numpy(X)
+    return (torch.from_numpy(X), len(pts)) if return_samples else torch.from_numpy(X)
+
+
+# --------------------------------------------------------------------------- mean-shape files
+MEAN_SHAPE_FORMAT = "pyface.mean_shape/1"
+
+
+def save_mean_shape(path: str | os.PathLike, shape, **meta) -> Path:
+    """Write a [68, 3] mean 3D face (image axes) as JSON (atomic), with ``meta`` (e.g. its
+    source folder, sample count, angle window) beside it; read it with :func:`load_mean_shape`."""
+    import json
+
+    from pyface.io import write_text_atomic
+
+    a = np.asarray(shape, dtype=np.float64)
+    if a.shape != (NUM_LANDMARKS, 3) or not np.isfinite(a).all():
+        raise ValueError(f"shape must be a finite [{NUM_LANDMARKS}, 3] array, got {a.shape}")
+    head = {"format": MEAN_SHAPE_FORMAT, "axes": "image: x right, y down, z into the screen",
+            "order": "iBUG 68, 0-based", **meta}
+    lines = [f" {json.dumps(k)}: {json.dumps(v, default=str)}," for k, v in head.items()]
+    rows = ",\n".join(f"  [{x:.6f}, {y:.6f}, {z:.6f}]" for x, y, z in a)  # one point per line
+    return Path(write_text_atomic(path, "{\n" + "\n".join(lines) + '\n "mean_shape_68": [\n' + rows + "\n ]\n}\n"))
+
+
+def load_mean_shape(path: str | os.PathLike, *, what: str = "mean_shape") -> torch.Tensor:
+    """A [68, 3] float64 mean 3D face from a file of :func:`save_mean_shape` (``pyface data
+    mean-shape``). Errors are :class:`~pyface.errors.ConfigError` naming ``what`` and the file."""
+    import json
+
+    from pyface.errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what}: {str(p)!r} does not exist (write one with `pyface data mean-shape`)")
+    try:
+        doc = json.loads(p.read_text())
+        a = np.asarray(doc["mean_shape_68"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{what}: {str(p)!r} is not a mean-shape file of `pyface data mean-shape` ({exc})") from exc
+    if a.shape != (NUM_LANDMARKS, 3) or not np.isfinite(a).all():
+        raise ConfigError(f"{what}: {str(p)!r} must hold a finite [{NUM_LANDMARKS}, 3] mean_shape_68, got {a.shape}")
+    return torch.from_numpy(a)

@@ -35,10 +35,11 @@ def _one_error_line(capsys, prog: str) -> str:
 
 def test_every_subcommand_is_registered_once():
     assert set(COMMAND_NAMES) == {"train", "eval", "bench", "doctor", "checkpoint reshard", "export", "demo mtl",
-                                  "demo hmtl", "demo label", "demo eval", "label landmarks", "label fit-index-map",
-                                  "label identities", "label finalize", "analyze", "compare"}
+                                  "demo hmtl", "demo label", "demo eval", "demo ablations", "label landmarks",
+                                  "label fit-index-map", "label identities", "label finalize", "data mean-shape",
+                                  "analyze", "compare"}
     groups = {n for n, c in cli.commands().items() if isinstance(c, Group)}
-    assert groups == {"demo", "label", "checkpoint"}
+    assert groups == {"demo", "label", "checkpoint", "data"}
     with pytest.raises(ValueError, match="already registered"):
         COMMANDS.register("train", Command())
 

@@ -132,8 +132,8 @@ def test_300wlp_out_of_range_labels(tmp_path, samples):
     mat["Pose_Para"][0, 1] = 0.0
     mat["pt2d"][0, 5] = np.nan
     scipy.io.savemat(p, mat)
-    with pytest.raises(DataError, match="partly NaN"):
-        W300LP(tmp_path, subsets=["AFW"], flip=False)[0]
+    with pytest.raises(DataError, match="partly NaN"):  # the corrupted points are pt2d ("2d")
+        W300LP(tmp_path, subsets=["AFW"], flip=False, landmarks="2d")[0]
 
 
 # ----------------------------------------------------------------------------- RecordIO

@@ -93,6 +93,15 @@ def test_every_problem_in_one_line_and_yaml_exponents(tmp_path):
         load_config(cfg)
 
 
+def test_a_dataset_of_another_type_replaces_the_recipes_default_instead_of_merging():
+    """The eyeblink recipe defaults to SyntheticEyes(num_identities=...); a config naming
+    EyeFolder must not inherit those arguments (EyeFolder would refuse them)."""
+    same = resolve_config({"recipe": "eyeblink", "data": {"train": {"seed": 3}}})["data"]["train"]
+    assert same["type"] == "SyntheticEyes" and same["seed"] == 3 and same["num_identities"] == 400
+    other = resolve_config({"recipe": "eyeblink", "data": {"train": {"type": "EyeFolder", "root": "x"}}})
+    assert other["data"]["train"] == {"type": "EyeFolder", "root": "x"}
+
+
 def test_registry_entries_declare_their_keys_in_one_line():
     """A recipe, an optimizer and a task add settings by declaring them; the schema then
     checks them like the built-in ones (issue 18 adds keys the same way)."""
@@ -101,19 +110,19 @@ def test_registry_entries_declare_their_keys_in_one_line():
         return torch.optim.Adam(groups, lr=o["lr"], betas=tuple(o["betas"]))
 
     register_recipe("test-recipe", tasks=("hpe",), preset="iresnet-tiny-multi",
-                    keys={"monitor": {"every": S.Key(100, int, ge=1)}})
+                    keys={"curriculum": {"every": S.Key(100, int, ge=1)}})
     try:
         c = resolve_config({"recipe": "test-recipe", "optim": {"name": "test-opt"}, "data": {"train": {}}})
-        assert c["optim"]["betas"] == [0.9, 0.99] and c["monitor"] == {"every": 100}
+        assert c["optim"]["betas"] == [0.9, 0.99] and c["curriculum"] == {"every": 100}
         with pytest.raises(ConfigError, match=r"^optim\.betas\[0\]: expected a number"):
             resolve_config({"recipe": "test-recipe", "optim": {"name": "test-opt", "betas": ["a", 1]},
                             "data": {"train": {}}})
-        with pytest.raises(ConfigError, match=r"^monitor\.evry: unknown key \(did you mean 'every'\?\)"):
-            resolve_config({"recipe": "test-recipe", "monitor": {"evry": 3}, "data": {"train": {}}})
+        with pytest.raises(ConfigError, match=r"^curriculum\.evry: unknown key \(did you mean 'every'\?\)"):
+            resolve_config({"recipe": "test-recipe", "curriculum": {"evry": 3}, "data": {"train": {}}})
         with pytest.raises(ConfigError, match=r"^optim\.betas: unknown key"):  # another optimizer's key
             resolve_config({"recipe": "test-recipe", "optim": {"betas": [0.9, 0.9]}, "data": {"train": {}}})
-        with pytest.raises(ConfigError, match=r"^monitor: unknown key"):  # another recipe's key
-            resolve_config({"recipe": "mtl", "monitor": {"every": 3}, "data": {"train": {}}})
+        with pytest.raises(ConfigError, match=r"^curriculum: unknown key"):  # another recipe's key
+            resolve_config({"recipe": "mtl", "curriculum": {"every": 3}, "data": {"train": {}}})
     finally:
         OPTIMIZERS.unregister("test-opt"), RECIPES.unregister("test-recipe")
 

@@ -27,7 +27,8 @@ from pyface.registry import did_you_mean
 __all__ = ["COMMAND_MODULES", "RENAMED", "build_parser", "commands", "main", "parse_args", "run", "upgrade_argv"]
 
 #: The modules whose import registers the subcommands, in ``pyface --help`` order.
-COMMAND_MODULES = ("train", "demo", "eval", "label", "checkpoint", "export", "analyze", "bench", "doctor")
+COMMAND_MODULES = ("train", "demo", "eval", "label", "data", "checkpoint", "export", "analyze", "bench",
+                   "doctor")
 
 #: Old command words -> new ones (an argv prefix is replaced; a note says so).
 RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {

@@ -36,6 +36,9 @@ def _add_labeler_args(p, net_required: bool = False):
                         "net-only with a warning when missing)")
     p.add_argument("--threshold", type=positive_float, default=0.05, help="t_d: accept when all kept samples are "
                    "within this many face sizes of their mean (default 0.05, the paper's)")
+    p.add_argument("--min-samples", type=positive_int, default=1,
+                   help="fewest valid samples that may give a label (default 1, the paper's Alg. 1; 2: the stricter "
+                        "rule of pyface < 0.2)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     p.add_argument("--net-batch", type=positive_int, default=256, help="views per network forward")
     p.add_argument("--no-amp", action="store_true", help="float32 on CUDA (default: fp16 autocast)")
@@ -61,7 +64,8 @@ def _labeler(args, views=None, device=None):
     return Labeler(args.net, eye_net=getattr(args, "eye_net", None), mediapipe=args.mediapipe,
                    views=views if views is not None else args.views, threshold=args.threshold,
                    device=device if device is not None else args.device, validity=validity,
-                   batch_size=args.net_batch, amp=not args.no_amp, cpu_workers=getattr(args, "cpu_workers", 0))
+                   batch_size=args.net_batch, amp=not args.no_amp, cpu_workers=getattr(args, "cpu_workers", 0),
+                   min_samples=args.min_samples)
 
 
 # ----------------------------------------------------------------------------- many processes
@@ -215,7 +219,8 @@ IDENTITIES_FLAGS = {
     "datasets": "--dataset", "net_a": "--net-a", "net_b": "--net-b", "out": "--out",
     "threshold_a": "--threshold-a", "threshold_b": "--threshold-b", "calibrate": "--calibrate",
     "semi_identify": "--semi-identify", "landmarks": "--landmarks", "semi_labels": "--semi-labels",
-    "keep_rejected": "--keep-rejected", "resume": "--resume", "batch_size": "--batch-size",
+    "keep_rejected": "--keep-rejected", "duplicate_scope": "--duplicate-scope", "resume": "--resume",
+    "batch_size": "--batch-size",
     "chunk_size": "--chunk-size", "face_crop_area": "--face-crop-area", "workers": "--workers",
     "device": "--device", "amp": "--no-amp", "progress": "--no-progress",
 }
@@ -289,6 +294,9 @@ class Identities(Command):
                             "truth, default) or Algorithm 1's from --landmarks")
         p.add_argument("--keep-rejected", action="store_true",
                        help="keep images Algorithm 1 rejected (NaN landmarks/pose) instead of leaving them out")
+        p.add_argument("--duplicate-scope", choices=("all", "cross"), default="all",
+                       help="duplicate search over every identity pair, inside each dataset too (all: the paper's "
+                            "Algorithm 2, default) or only across datasets (cross)")
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--resume", action="store_true", help="continue a killed run in OUT (same settings)")
         p.add_argument("--batch-size", type=positive_int, default=64)
@@ -319,6 +327,7 @@ class Identities(Command):
             datasets=datasets, net_a=args.net_a, net_b=args.net_b, out=args.out, threshold_a=args.threshold_a,
             threshold_b=args.threshold_b, calibrate=args.calibrate, semi_identify=args.semi_identify,
             landmarks=args.landmarks, keep_rejected=args.keep_rejected, semi_labels=args.semi_labels,
+            duplicate_scope=args.duplicate_scope,
             batch_size=args.batch_size, chunk_size=args.chunk_size, face_crop_area=args.face_crop_area,
             device=device, amp=not args.no_amp, workers=args.workers, resume=args.resume,
             progress=not args.no_progress, complete=complete)

@@ -6,6 +6,13 @@ yaw, roll in radians, tx, ty, tz, scale) and ``pt2d`` (2x68, MATLAB 1-based pixe
 with ``pts_2d`` and ``pts_3d`` (68x2; pts_3d are the projected 3D landmarks, including
 self-occluded ones). SUBSETs: AFW, HELEN, IBUG, LFPW.
 
+Which 68 points (``landmarks``): "3d" (default) the projected 3D landmarks -- ``pt3d_68``
+rows x, y of the image's .mat when it has one (some repackagings), else ``pts_3d`` of the
+landmarks folder -- the points AFLW2000-3D scores (``pt3d_68``, the 3DDFA protocol of
+Lee et al.'s Table 7), so the paper's recipes train on them; "2d" the visible-contour
+``pt2d`` of the image's .mat (HopeNet's crop box; pyface's default before 0.2). The
+explicit names "pt2d", "pts_2d", "pts_3d" pick one source.
+
 Conversions (the only place they happen): pose -> (yaw, pitch, roll) degrees;
 landmarks -> pyface pixels (``x - 0.5``: MATLAB puts pixel centres at 1, 2, ...;
 pyface at 0.5, 1.5, ...). For ``_Flip`` images the labels are by default derived from
@@ -31,7 +38,8 @@ __all__ = ["W300LP", "SUBSETS", "pose_from_pose_para", "pose_para_from_pose", "w
 
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")
 MATLAB_TO_PIXEL = -0.5
-LANDMARK_KINDS = ("pt2d", "pts_2d", "pts_3d")
+LANDMARK_KINDS = ("3d", "2d", "pt2d", "pts_2d", "pts_3d")
+_ALIASES = {"2d": "pt2d"}
 
 
 def pose_from_pose_para(pose_para) -> np.ndarray:
@@ -70,21 +78,22 @@ def _field(mat: dict, key: str, path: str, size: int) -> np.ndarray:
 class W300LP(FaceDataset):
     """300W-LP: images with 68 landmarks and pose; identity unknown (-1).
 
-    ``landmarks``: "pt2d" (image .mat, default), "pts_2d" or "pts_3d" (landmarks folder).
+    ``landmarks``: "3d" (default: the projected 3D points, image .mat ``pt3d_68`` or the
+    landmarks folder's ``pts_3d``), "2d" (= "pt2d", the image .mat's), "pts_2d" or "pts_3d".
     ``flip``: include the ``_Flip`` folders. ``subsets``: which of :data:`SUBSETS`.
     """
 
     source = "300w_lp"
 
     def __init__(self, root: str, subsets: Sequence[str] = SUBSETS, flip: bool = True,
-                 landmarks: str = "pt2d", flip_labels: str = "derive", transform=None,
+                 landmarks: str = "3d", flip_labels: str = "derive", transform=None,
                  on_error: str = "raise", **kw):
         super().__init__(transform=transform, on_error=on_error, **kw)
         if landmarks not in LANDMARK_KINDS:
             raise ValueError(f"landmarks must be one of {LANDMARK_KINDS}, got {landmarks!r}")
         if flip_labels not in ("derive", "file"):
             raise ValueError(f"flip_labels must be 'derive' or 'file', got {flip_labels!r}")
-        self.root, self.landmark_kind, self.flip_labels = str(root), landmarks, flip_labels
+        self.root, self.landmark_kind, self.flip_labels = str(root), _ALIASES.get(landmarks, landmarks), flip_labels
         if not os.path.isdir(self.root):
             raise FileNotFoundError(f"300W-LP root not found: {self.root}")
         self.items: list[tuple[str, str, bool]] = []  # (subset, name, flipped)
@@ -113,7 +122,10 @@ class W300LP(FaceDataset):
         pose = pose_from_pose_para(_field(mat, "Pose_Para", mat_path, 7).reshape(-1)[:3])
         if kind == "pt2d":
             lm = _field(mat, "pt2d", mat_path, 136).reshape(2, 68).T
+        elif kind == "3d" and "pt3d_68" in mat:
+            lm = _field(mat, "pt3d_68", mat_path, 204).reshape(3, 68)[:2].T
         else:
+            kind = "pts_3d" if kind == "3d" else kind
             pts_path = os.path.join(self.root, "landmarks", subset, name + "_pts.mat")
             lm = _field(_loadmat(pts_path), kind, pts_path, 136).reshape(68, 2)
         return lm + MATLAB_TO_PIXEL, pose
@@ -146,27 +158,33 @@ def write_mat(path: str, arrays: dict) -> None:
 
 
 def write_300wlp(root: str, samples: Iterable[dict], subset: str = "AFW", quality: int = 95,
-                 write_flip: bool = True) -> list[str]:
+                 write_flip: bool = True, landmarks_3d: Sequence | None = None, pt3d_in_mat: bool = False) -> list[str]:
     """Write contract samples in the 300W-LP layout (``<subset>/``, ``<subset>_Flip/``
-    with mirrored images and labels, ``landmarks/<subset>/*_pts.mat``). ``pts_2d`` and
-    ``pts_3d`` both hold the sample's landmarks. Returns the written names."""
+    with mirrored images and labels, ``landmarks/<subset>/*_pts.mat``). ``pt2d`` and
+    ``pts_2d`` hold the sample's landmarks; ``pts_3d`` holds ``landmarks_3d[k]`` ([68, 2]
+    pixels, e.g. points that differ from the 2D ones, as real 300W-LP's do) or the same
+    landmarks; ``pt3d_in_mat`` also writes them as ``pt3d_68`` (z = 0) into the image's
+    .mat. Returns the written names."""
     from pyface.data.transforms import hflip
 
     names = []
     for k, s in enumerate(samples):
         name = f"{subset}_{k:06d}_1_0"
+        lm3 = (s["landmarks"] if landmarks_3d is None else landmarks_3d[k])
+        lm3 = np.asarray(lm3, dtype=np.float64).reshape(68, 2) - MATLAB_TO_PIXEL
         flips = [(subset, s)] + ([(subset + "_Flip", hflip(s))] if write_flip else [])
         for folder, smp in flips:
             d = os.path.join(root, folder)
             os.makedirs(d, exist_ok=True)
             write_image(os.path.join(d, name + ".jpg"), smp["image"].permute(1, 2, 0).numpy(), quality)
             lm = smp["landmarks"].numpy().astype(np.float64) - MATLAB_TO_PIXEL
-            write_mat(os.path.join(d, name + ".mat"),
-                      {"Pose_Para": pose_para_from_pose(smp["pose"].numpy()), "pt2d": lm.T, "roi": np.zeros((1, 4))})
+            arrays = {"Pose_Para": pose_para_from_pose(smp["pose"].numpy()), "pt2d": lm.T, "roi": np.zeros((1, 4))}
+            if pt3d_in_mat and folder == subset:
+                arrays["pt3d_68"] = np.concatenate([lm3.T, np.zeros((1, 68))], 0)
+            write_mat(os.path.join(d, name + ".mat"), arrays)
         lmd = os.path.join(root, "landmarks", subset)
         os.makedirs(lmd, exist_ok=True)
         lm = s["landmarks"].numpy().astype(np.float64) - MATLAB_TO_PIXEL
-        write_mat(os.path.join(lmd, name + "_pts.mat"), {"pts_2d": lm, "pts_3d": lm})
+        write_mat(os.path.join(lmd, name + "_pts.mat"), {"pts_2d": lm, "pts_3d": lm3})
         names.append(name)
     return names
-

@@ -122,7 +122,7 @@ def run_hmtl_demo(out_dir, *, epochs: int = DEMO_EPOCHS, quick: bool = False, wo
         metrics[name]["val_curve"] = [(r["epoch"], r["pose_mae_deg"]) for r in tr.val_history]
         metrics["seconds"][name] = time.perf_counter() - t1
     # the trunk and the HopeNet head start from identical weights in both runs (same seed;
-    # the SSL branch is built after them)
+    # every head is built from a generator of its own, pyface.models.MultiTaskNet)
     metrics["same_initial_weights"] = all(torch.equal(v, init["HMTL"][k]) for k, v in init["SL"].items())
     sl, hm = metrics["SL"]["pose_mae_deg"], metrics["HMTL"]["pose_mae_deg"]
     metrics["hmtl_minus_sl_deg"] = hm - sl

@@ -29,7 +29,12 @@ from pyface import runtime
 from pyface.label import views as V
 from pyface.label.eyes import adjust_upper_eyes
 from pyface.label.validity import IMAGE_CAUSES, SAMPLE_CAUSES, Validity
-from pyface.ops.selective_fit import SELECTIVE_FIT_KEEP, SELECTIVE_FIT_THRESHOLD, selective_fit
+from pyface.ops.selective_fit import (
+    SELECTIVE_FIT_KEEP,
+    SELECTIVE_FIT_MIN_SAMPLES,
+    SELECTIVE_FIT_THRESHOLD,
+    selective_fit,
+)
 
 __all__ = ["Labeler", "LabelResult", "Validity", "SAMPLE_CAUSES", "IMAGE_CAUSES"]
 
@@ -74,11 +79,11 @@ class Labeler:
     Keyword-only: ``validity`` (:class:`Validity`), ``batch_size`` (views per net
     forward), ``amp`` (:func:`pyface.runtime.autocast`: True = fp16 on CUDA and fp32 on
     the CPU, "bf16", False = fp32), ``min_samples`` (fewest samples that may give a
-    label), ``mediapipe_size`` (side of the views MediaPipe sees), ``index_map``
-    (468 -> 68, see :mod:`pyface.label.mediapipe`), ``cpu_workers`` (K processes for the
-    warps, MediaPipe and its validity checks, :mod:`pyface.label.cpu_pool`; 0 = in this
-    process; the labels are the same for every K). A labeler with workers holds them
-    until :meth:`close` (or the end of a ``with`` block).
+    label: 1, the paper's, or 2 for the stricter rule), ``mediapipe_size`` (side of the
+    views MediaPipe sees), ``index_map`` (468 -> 68, see :mod:`pyface.label.mediapipe`),
+    ``cpu_workers`` (K processes for the warps, MediaPipe and its validity checks,
+    :mod:`pyface.label.cpu_pool`; 0 = in this process; the labels are the same for every
+    K). A labeler with workers holds them until :meth:`close` (or the end of a ``with`` block).
 
     Batches can be pipelined: :meth:`start` hands a batch's CPU work to the workers and
     returns at once, :meth:`finish` runs the nets and the fit; :meth:`label_arrays` is
@@ -87,7 +92,8 @@ class Labeler:
 
     def __init__(self, net=None, eye_net=None, mediapipe=True, views=8, threshold: float = SELECTIVE_FIT_THRESHOLD,
                  device=None, *, validity: Validity | None = None, batch_size: int = 256, amp=True,
-                 min_samples: int = 2, mediapipe_size: int = 256, index_map=None, cpu_workers: int = 0):
+                 min_samples: int = SELECTIVE_FIT_MIN_SAMPLES, mediapipe_size: int = 256, index_map=None,
+                 cpu_workers: int = 0):
         from pyface.label.nets import EyeBlinkNet, LandmarkPoseNet
 
         self.device = runtime.resolve_device(device, what="device")

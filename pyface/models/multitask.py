@@ -11,6 +11,7 @@ already normalised float tensor.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -123,7 +124,17 @@ class MultiTaskNet(nn.Module):
         depth = max(self.branch_points.values())
         stages = [trunk.stem, trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4]
         self.shared = nn.ModuleList(stages[:depth + 1])
-        self.heads = nn.ModuleDict({t: sp.build(cfg, trunk, **o) for t, sp, o in zip(cfg.tasks, specs, opts)})
+        # Each head is built from a generator of its own, seeded by one draw of the global
+        # RNG and the head's name: a head's initial weights (and the global RNG afterwards)
+        # do not depend on which other heads exist or on their order -- "identical initial
+        # weights" for SL vs HMTL (Pourmirzaei et al. Sec. 5.2) and for the STL/MTL rows.
+        base = int(torch.randint(0, 2**62, (), dtype=torch.int64, device="cpu"))
+        heads = {}
+        for t, sp, o in zip(cfg.tasks, specs, opts):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed((base + zlib.crc32(t.encode())) % (2**63 - 1))
+                heads[t] = sp.build(cfg, trunk, **o)
+        self.heads = nn.ModuleDict(heads)
         for name in cfg.frozen:
             try:
                 self.get_submodule(name).requires_grad_(False)

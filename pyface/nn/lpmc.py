@@ -23,6 +23,7 @@ from torch import nn
 
 from pyface.ops import lpmc_loss, pose_margin
 from pyface.ops.lpmc import (
+    GAMMA_READINGS,
     POSE_MARGIN_M1,
     POSE_MARGIN_M2,
     check_label_values,
@@ -126,7 +127,8 @@ class LPMCLoss(nn.Module):
     """Large-pose margin cosine loss head (Eq. 10): owns the class centres W [C, D].
 
     forward(embeddings [B, D], labels [B], pose [B, 3] (yaw, pitch, roll) degrees)
-    -> scalar loss; the margin of sample i is m1 + m2 * gamma_P(pose_i).
+    -> scalar loss; the margin of sample i is m1 + m2 * gamma_P(pose_i), gamma_P by the
+    reading ``gamma`` ("sum" or "mean", :func:`pyface.ops.pose_margin`).
     ``fused=False`` computes the same loss with the pure-PyTorch reference (A/B runs;
     single-process only).
 
@@ -149,7 +151,7 @@ class LPMCLoss(nn.Module):
     def __init__(self, num_classes: int, embedding_dim: int, m1: float = POSE_MARGIN_M1, m2: float = POSE_MARGIN_M2,
                  scale: float = 64.0, margin_type: str = "cosine", *, ignore_index: int = -1,
                  chunk_size: int | None = None, fused: bool = True, process_group=None, sample_rate: float = 1.0,
-                 sample_seed: int = 0, init_seed: int | None = None):
+                 sample_seed: int = 0, init_seed: int | None = None, gamma: str = "sum"):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -162,7 +164,9 @@ class LPMCLoss(nn.Module):
         if process_group is not None and not fused:
             raise ValueError("fused=False (the reference) is single-process only; use process_group=None")
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
-        self.m1, self.m2, self.scale, self.margin_type = m1, m2, scale, margin_type
+        if gamma not in GAMMA_READINGS:
+            raise ValueError(f"gamma must be one of {list(GAMMA_READINGS)}, got {gamma!r}")
+        self.m1, self.m2, self.scale, self.margin_type, self.gamma = m1, m2, scale, margin_type, gamma
         self.ignore_index, self.chunk_size, self.fused = ignore_index, chunk_size, fused
         self.process_group, self.sample_rate, self.sample_seed = process_group, float(sample_rate), int(sample_seed)
         if process_group is not None:
@@ -183,7 +187,7 @@ class LPMCLoss(nn.Module):
         return self.process_group is not None
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-        margins = pose_margin(pose, self.m1, self.m2).to(embeddings.device)
+        margins = pose_margin(pose, self.m1, self.m2, self.gamma).to(embeddings.device)
         w = self.weight if self.weight.dtype == embeddings.dtype else self.weight.to(embeddings.dtype)
         sampling = self.sample_rate < 1.0 and self.training
         if not self.sharded and not sampling:
@@ -245,7 +249,7 @@ class LPMCLoss(nn.Module):
 
     def extra_repr(self) -> str:
         s = (f"num_classes={self.num_classes}, embedding_dim={self.embedding_dim}, m1={self.m1}, m2={self.m2}, "
-             f"scale={self.scale}, margin_type={self.margin_type!r}, fused={self.fused}")
+             f"gamma={self.gamma!r}, scale={self.scale}, margin_type={self.margin_type!r}, fused={self.fused}")
         if self.sharded:
             s += f", shard=[{self.class_start}, {self.class_start + self.num_local}) of {self.world_size} ranks"
         if self.sample_rate < 1.0:

@@ -18,7 +18,7 @@ from pyface.ops._gemm import mm_acc, mm_t_into
 from pyface.ops.backends import implementation, no_kernel
 
 __all__ = ["lpmc_loss", "lpmc_shard_stats", "lpmc_shard_backward", "LpmcShardStats", "rescale_row_sum", "pose_margin",
-           "default_chunk_size", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
+           "default_chunk_size", "GAMMA_READINGS", "POSE_MARGIN_M1", "POSE_MARGIN_M2"]
 
 POSE_MARGIN_M1 = 0.3
 POSE_MARGIN_M2 = 0.7
@@ -29,8 +29,17 @@ _CHUNK_ELEMS_CPU = 1 << 21
 _CHUNK_ELEMS_CUDA = 1 << 24
 
 
-def pose_margin(pose_deg: torch.Tensor, m1: float = POSE_MARGIN_M1, m2: float = POSE_MARGIN_M2) -> torch.Tensor:
-    """Per-sample margin m1 + m2 * gamma_P with gamma_P = clamp((|yaw|+|pitch|+|roll|)/180, 0, 1).
+#: Readings of gamma_P (Lee et al. Sec. 3.2.2: "the average of the three poses -- yaw, pitch, and
+#: roll -- summed and then divided by 180 to ensure a value ranging between 0 and 1"):
+#: "sum": clamp((|yaw| + |pitch| + |roll|) / 180, 0, 1) (the default; docs/papers.md says why);
+#: "mean": (|yaw| + |pitch| + |roll|) / 3 / 180 (in [0, 1] without a clamp for |angles| <= 180).
+GAMMA_READINGS = ("sum", "mean")
+
+
+def pose_margin(pose_deg: torch.Tensor, m1: float = POSE_MARGIN_M1, m2: float = POSE_MARGIN_M2,
+                gamma: str = "sum") -> torch.Tensor:
+    """Per-sample margin m1 + m2 * gamma_P; gamma_P by ``gamma`` (:data:`GAMMA_READINGS`):
+    "sum" = clamp((|yaw|+|pitch|+|roll|)/180, 0, 1), "mean" = (|yaw|+|pitch|+|roll|)/540.
 
     pose_deg: [B, 3] (yaw, pitch, roll) in degrees. Returns float32 [B].
     """
@@ -38,8 +47,10 @@ def pose_margin(pose_deg: torch.Tensor, m1: float = POSE_MARGIN_M1, m2: float = 
     V.shape("pose_deg", pose_deg, (None, 3))
     V.number("m1", m1)
     V.number("m2", m2)
-    gamma = (pose_deg.float().abs().sum(dim=1) / 180.0).clamp(0.0, 1.0)
-    return m1 + m2 * gamma
+    V.choice("gamma", gamma, GAMMA_READINGS)
+    total = pose_deg.float().abs().sum(dim=1)
+    gamma_p = (total / 180.0).clamp(0.0, 1.0) if gamma == "sum" else (total / 540.0).clamp(0.0, 1.0)
+    return m1 + m2 * gamma_p
 
 
 def default_chunk_size(batch: int, num_classes: int, device: torch.device) -> int:

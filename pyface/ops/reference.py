@@ -173,7 +173,7 @@ def pose_loss_reference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 
 def selective_fit_loop_reference(samples, poses, valid, face_size, *, threshold: float = 0.05, keep: int = 3,
-                                 min_samples: int = 2):
+                                 min_samples: int = 1):
     """Per-image NumPy loop of the selective-fitting rules (see pyface.ops.selective_fit),
     computed in float64. Inputs are NumPy arrays (or anything np.asarray takes);
     returns NumPy (landmarks [B, P, 2], pose [B, 3], accepted [B], kept [B, N])."""
@@ -207,7 +207,7 @@ def selective_fit_loop_reference(samples, poses, valid, face_size, *, threshold:
 
 
 def selective_fit_reference(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor,
-                            *, threshold: float = 0.05, keep: int = 3, min_samples: int = 2):
+                            *, threshold: float = 0.05, keep: int = 3, min_samples: int = 1):
     """Vectorised PyTorch selective fitting over the whole batch (one removal step per
     iteration for every image at once), in the inputs' floating dtype."""
     B, N, P, _ = samples.shape

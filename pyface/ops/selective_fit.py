@@ -15,11 +15,14 @@ from pyface import checks as V
 from pyface.ops._ext import acc_dtype
 from pyface.ops.backends import implementation, no_kernel
 
-__all__ = ["selective_fit", "SELECTIVE_FIT_THRESHOLD", "SELECTIVE_FIT_KEEP"]
+__all__ = ["selective_fit", "SELECTIVE_FIT_THRESHOLD", "SELECTIVE_FIT_KEEP", "SELECTIVE_FIT_MIN_SAMPLES"]
 
-# Paper defaults: t_d = 0.05 (normalised mean error), keep at most 3 samples.
+# Paper defaults: t_d = 0.05 (normalised mean error), keep at most 3 samples, and an image
+# whose list D holds one valid sample is accepted (Alg. 1 l. 22-31: its distance to the
+# mean is 0); min_samples = 2 is the stricter rule of pyface before 0.2.
 SELECTIVE_FIT_THRESHOLD = 0.05
 SELECTIVE_FIT_KEEP = 3
+SELECTIVE_FIT_MIN_SAMPLES = 1
 
 
 @torch.library.custom_op("pyface::selective_fit", mutates_args=())
@@ -57,7 +60,8 @@ def _(samples, poses, valid, face_size, threshold, keep, min_samples):
 
 
 def selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tensor, face_size: torch.Tensor, *,
-                  threshold: float = SELECTIVE_FIT_THRESHOLD, keep: int = SELECTIVE_FIT_KEEP, min_samples: int = 2
+                  threshold: float = SELECTIVE_FIT_THRESHOLD, keep: int = SELECTIVE_FIT_KEEP,
+                  min_samples: int = SELECTIVE_FIT_MIN_SAMPLES
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fit one landmark/pose pseudo-label per image from N samples.
 
@@ -72,8 +76,9 @@ def selective_fit(samples: torch.Tensor, poses: torch.Tensor, valid: torch.Tenso
     |S| > keep, the sample farthest from the mean of S is removed (ties: lowest
     sample index). Returns (landmarks [B, P, 2], pose [B, 3], accepted [B] bool,
     kept [B, N] bool): the mean of S (NaN where S is empty), accepted where
-    |S| >= min_samples and every sample of S is within ``threshold`` of that mean,
-    and kept = S. Floating outputs have the computation dtype. Deterministic.
+    |S| >= min_samples (default 1, the paper's: one valid sample is its own mean) and
+    every sample of S is within ``threshold`` of that mean, and kept = S. Floating
+    outputs have the computation dtype. Deterministic.
     """
     floats = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
     V.tensor("samples", samples, dtypes=floats, ndim=4)

@@ -39,6 +39,7 @@ from pyface import schema as S
 from pyface.errors import ConfigError
 from pyface.registry import Registry, did_you_mean
 from pyface.schema import ANY, Key
+from pyface.train.monitor import MONITOR_DEFAULTS
 from pyface.train.optim import OPTIMIZERS, SCHEDULES, optimizer_keys
 from pyface.train.tasks import TASKS
 
@@ -50,6 +51,9 @@ class Recipe:
     preset: str | None = None
     defaults: dict = field(default_factory=dict)  # config overrides applied under the user's config
     keys: dict = field(default_factory=dict)      # extra top-level settings (schema Keys) of this recipe
+    # options for tasks of the recipe *when enabled* (under the user's tasks section), e.g. the
+    # HMTL recipe's weight 50 for whichever self-supervised task the user picks (Sec. 4.2)
+    task_options: dict = field(default_factory=dict)
 
 
 #: name -> :class:`Recipe` (``RECIPES.names()``, ``RECIPES.get(name)``).
@@ -57,10 +61,12 @@ RECIPES: Registry[Recipe] = Registry("recipe")
 
 
 def register_recipe(name: str, *, tasks, preset: str | None = None, defaults: dict | None = None,
-                    keys: dict | None = None) -> Recipe:
-    """A recipe: the tasks it trains, its model preset, the config defaults it sets and
-    the settings it adds (``keys``: name -> :class:`pyface.schema.Key` or section)."""
-    return RECIPES.register(name, Recipe(name, tuple(tasks), preset, dict(defaults or {}), dict(keys or {})))
+                    keys: dict | None = None, task_options: dict | None = None) -> Recipe:
+    """A recipe: the tasks it trains, its model preset, the config defaults it sets, the
+    settings it adds (``keys``: name -> :class:`pyface.schema.Key` or section) and the
+    options of tasks it applies only to enabled ones (``task_options``)."""
+    return RECIPES.register(name, Recipe(name, tuple(tasks), preset, dict(defaults or {}), dict(keys or {}),
+                                         dict(task_options or {})))
 
 
 class ResolvedConfig(dict):
@@ -92,6 +98,9 @@ def _registered(registry: Registry) -> Callable[[str], str | None]:
                                            f"known {registry.plural}: {', '.join(registry.names())}")
     return check
 
+
+#: ``init.format``: how ``init.checkpoint`` is read (pyface.models.torchvision_weights).
+INIT_FORMATS = ("auto", "pyface", "torchvision")
 
 _BN = "BatchNorm needs at least 2 samples per batch on each rank"
 
@@ -135,7 +144,17 @@ SCHEMA: dict = {
         "kwargs": Key({}, dict),  # passed to the optimizer's constructor
     },
     "init": {"checkpoint": Key(None, str, may_change=True),   # start from these weights (model.pt or a
-             "modules": Key(["shared"], list, items=str, may_change=True)},  # checkpoint); only these prefixes
+             "modules": Key(["shared"], list, items=str, may_change=True),  # checkpoint); only these prefixes
+             # auto | pyface | torchvision (a torchvision ResNet state dict, e.g. ImageNet)
+             "format": Key("auto", choices=INIT_FORMATS, may_change=True)},
+    # .bin verification sets evaluated during training (pyface.train.monitor.VerificationMonitor):
+    # it watches the run and changes nothing in it, so a resumed run may change it
+    "monitor": {
+        "bins": Key(MONITOR_DEFAULTS["bins"], list, items=str, may_change=True),
+        "every": Key(MONITOR_DEFAULTS["every"], int, ge=1, may_change=True),
+        "best": Key(MONITOR_DEFAULTS["best"], str, may_change=True),  # null | <set name> | "mean" (model_best.pt)
+        "batch_size": Key(MONITOR_DEFAULTS["batch_size"], int, ge=1, may_change=True),
+    },
     "checkpoint_every": Key(500, int, ge=1, may_change=True),  # steps; also at every epoch end
     "log_every": Key(10, int, ge=1, may_change=True),
     "val_every_epochs": Key(1, int, ge=1, may_change=True),
@@ -177,10 +196,13 @@ def schema(recipe: Recipe | None = None, optimizer: str | None = None) -> dict:
 
 
 def merge(base: dict, over: dict | None) -> dict:
-    """Recursive dict merge (``over`` wins)."""
+    """Recursive dict merge (``over`` wins). A mapping that names another ``type`` than
+    the one it overrides (a dataset spec: the recipe's SyntheticEyes, the config's
+    EyeFolder) replaces it whole: the old type's arguments mean nothing to the new one."""
     out = {k: copy.deepcopy(v) for k, v in base.items()}
     for k, v in (over or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if (isinstance(v, dict) and isinstance(out.get(k), dict)
+                and v.get("type", out[k].get("type")) == out[k].get("type")):
             out[k] = merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -204,6 +226,7 @@ def _tasks(recipe: Recipe, spec) -> dict[str, dict]:
                 raise ConfigError(f"tasks.{t}: expected a mapping of options, true or false, got {o!r}")
     for t in chosen:
         TASKS.get(t, what="tasks")  # an unknown task: ConfigError suggesting the close names
+    chosen = {t: {**recipe.task_options.get(t, {}), **o} for t, o in chosen.items()}
     if not chosen:
         raise ConfigError("tasks: no task is enabled")
     problems, out = [], {}

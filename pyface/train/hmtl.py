@@ -11,8 +11,10 @@ Tasks (``tasks:`` section of a config; options with their defaults below):
   puzzles / rotates the training batch's images (:func:`pyface.ssl.tile_transform`) and
   writes the labels, so every head -- the supervised ones too -- sees the transformed
   image, as in the paper. Loss: the per-region cross-entropies summed over regions
-  (and over puzzle + rotation), weight 50 (Sec. 4.2). Validation images are not
-  transformed (the trainer's ``predict`` skips the hooks).
+  (and over puzzle + rotation), task weight 1 as in Formulas 1 and 3 (Tables 1 and 6);
+  the ``hmtl`` recipe (Sec. 4.2, Tables 2-5) sets weight 50, the section's "all loss
+  function of self-supervised heads ... were multiplied by 50". Validation images are
+  not transformed (the trainer's ``predict`` skips the hooks).
 - ``ssl_image_rotation``: whole-image 4-way rotation pre-training (a linear probe on the
   pooled trunk output).
 - ``barlow_twins``: the Barlow Twins loss on the projector's outputs for the two views
@@ -20,8 +22,8 @@ Tasks (``tasks:`` section of a config; options with their defaults below):
   views go through the net as one batch of 2B (so BatchNorm statistics are shared by the
   two views, where the reference implementation runs them separately).
 
-Recipes: ``hopenet`` (SL), ``hmtl`` (HopeNet + 3x3 puzzling at flag 3 by default; pick
-the SSL task, k and flag in ``tasks:``), ``ssl-rotation``, ``ssl-puzzle``,
+Recipes: ``hopenet`` (SL), ``hmtl`` (HopeNet + 3x3 puzzling at flag 3, SSL loss x 50, by
+default -- Sec. 4.2; pick the SSL task, k, flag and weight in ``tasks:``), ``ssl-rotation``, ``ssl-puzzle``,
 ``barlow-twins``, ``linear-eval`` (frozen encoder from ``init.checkpoint``) and
 ``finetune`` (5 warm-up epochs). Defaults of the supervised recipes are the paper's:
 AdaBelief, lr 1e-3 x 0.1 at epochs 20 and 100, 110 epochs, batch 64, AMP (bf16),
@@ -144,7 +146,7 @@ class SSLTileTask(Task):
     stores ``ssl_perm`` / ``ssl_rot`` [B, k*k]; ``loss`` sums the per-region CEs."""
 
     mode = "puzzle"
-    defaults = {"weight": 50.0, "k": 2, "flag": 3, "dropout": 0.2, "block": True}
+    defaults = {"weight": 1.0, "k": 2, "flag": 3, "dropout": 0.2, "block": True}
 
     def __init__(self, options=None, context=None):
         super().__init__(options, context)
@@ -263,8 +265,12 @@ _PRETRAIN = {"optim": {**PAPER_OPTIM, "schedule": "cosine", "milestones": None, 
              "data": {"batch_size": 64, "val": None}}
 
 register_recipe("hopenet", tasks=("hopenet",), preset="resnet50-hopenet", defaults=_SL)
+#: Sec. 4.2's weight of every self-supervised loss ("multiplied by 50"); Formulas 1-3 have none.
+SEC42_SSL_WEIGHT = 50.0
 register_recipe("hmtl", tasks=("hopenet", "ssl_puzzle"), preset="resnet50-hopenet",
-                defaults={**_SL, "tasks": {"ssl_puzzle": {"k": 3, "flag": 3}}})
+                defaults={**_SL, "tasks": {"ssl_puzzle": {"k": 3, "flag": 3}}},
+                task_options={t: {"weight": SEC42_SSL_WEIGHT} for t in ("ssl_puzzle", "ssl_rotation",
+                                                                        "ssl_puzzle_rotation")})
 register_recipe("ssl-rotation", tasks=("ssl_rotation",), preset="resnet50-hopenet",
                 defaults={**_PRETRAIN, "tasks": {"ssl_rotation": {"weight": 1.0, "flag": 4}}})
 register_recipe("ssl-puzzle", tasks=("ssl_puzzle",), preset="resnet50-hopenet",

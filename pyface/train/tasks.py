@@ -69,6 +69,9 @@ class Task(nn.Module):
     head: ClassVar[str | None] = None
     defaults: ClassVar[dict] = {"weight": 1.0}
     label_keys: ClassVar[tuple[str, ...]] = ()
+    #: Diagnostic scalars a task sets in ``self.terms`` during ``loss`` (detached); the
+    #: trainer logs them as ``<task>_<term>`` beside the task's loss.
+    log_terms: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: dict | None = None, context: TaskContext | None = None):
         super().__init__()
@@ -150,14 +153,17 @@ class MeanLabel(nn.Module):
 
 @register_task("fr")
 class FaceRecognitionTask(Task):
-    """L_FR: :class:`pyface.nn.LPMCLoss` (owns the class centres) with margins from the
-    ground-truth pose; identity -1 is ignored. Metric: 10-fold verification accuracy over
+    """L_FR: :class:`pyface.nn.LPMCLoss` (owns the class centres) with margins
+    m1 + m2 * gamma_P from the ground-truth pose (``gamma``: "sum" or "mean", the two
+    readings of Sec. 3.2.2, docs/papers.md; ``m2: 0`` is a constant CosFace margin m1);
+    identity -1 is ignored. Metric: 10-fold verification accuracy over
     pairs of the validation identities. Under torchrun the class centres are sharded over
     the ranks; ``sample_rate`` < 1 turns on Partial FC class sampling (an approximation)."""
 
     head = "fr"
-    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "margin_type": "cosine",
-                "num_classes": Key(None, int, ge=1), "sample_rate": Key(1.0, float, gt=0, le=1)}
+    defaults = {"weight": 1.0, "scale": 64.0, "m1": 0.3, "m2": 0.7, "gamma": Key("sum", choices=("sum", "mean")),
+                "margin_type": "cosine", "num_classes": Key(None, int, ge=1),
+                "sample_rate": Key(1.0, float, gt=0, le=1)}
     label_keys = ("identity",)
 
     def __init__(self, options=None, context: TaskContext | None = None):
@@ -175,7 +181,7 @@ class FaceRecognitionTask(Task):
         _check_class_memory(n, dim, ctx)
         self.fr = LPMCLoss(n, dim, m1=o["m1"], m2=o["m2"], scale=o["scale"], margin_type=o["margin_type"],
                            ignore_index=-1, fused=ctx.fused, process_group=ctx.process_group,
-                           sample_rate=o["sample_rate"])
+                           sample_rate=o["sample_rate"], gamma=o["gamma"])
         self.num_pairs, self.seed = 3000, 0  # set by the trainer (val_pairs, seed)
 
     def loss(self, outputs, batch):
@@ -197,39 +203,140 @@ class FaceRecognitionTask(Task):
                 "verification_pairs": float(len(pairs))}
 
 
+#: ``tasks.fld.units``: what the Wing and MSE terms of Eq. 3-5 see, and what L_FLD is divided
+#: by (docs/papers.md, "Units of Eq. 3-5"). name -> (errors in pixels divided by the input
+#: side?, L_FLD divided by the input side?).
+LANDMARK_UNITS = {
+    "pixels": (False, True),        # default: Wing/MSE on input-pixel errors, L_FLD / side
+    "normalized": (True, False),    # errors / side (pyface before 0.2: Wing ~ 5 L1, lambda_P MSE ~ 1e-4 of it)
+    "pixels-raw": (False, False),   # the literal reading: pixels, undivided (lambda_1 L_FLD then dominates)
+}
+PROJECTIONS = ("orthographic", "perspective")
+
+
+def _lambda_p_problem(value) -> str | None:
+    if value == "dynamic" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0):
+        return None
+    return f"must be 'dynamic' or a number >= 0, got {value!r}"
+
+
 @register_task("fld")
 class LandmarkTask(Task):
     """L_FLD: Wing + lambda_P * MSE (Eq. 3-9) over rows whose 68 landmarks (and, for the
-    dynamic lambda_P, pose) are known, on coordinates divided by ``unit`` pixels (default:
-    the model input side). The paper's loss ratios (Table 10) put 100 * L_FLD at half of
-    L_FR, i.e. L_FLD ~ 1e-2: normalised coordinates, not pixels. Metric: NME normalised
-    by the ground-truth landmark box, and the mean-landmark baseline."""
+    dynamic lambda_P, pose) are known. Metric: NME normalised by the ground-truth landmark
+    box, and the mean-landmark baseline.
+
+    Options (docs/papers.md discusses each reading):
+
+    - ``units`` (:data:`LANDMARK_UNITS`): "pixels" (default) evaluates Wing (w = 10, eps = 2
+      pixels, as in Feng et al.) and the MSE on errors in pixels of the network input, so
+      Wing's logarithmic part covers errors below ~10 px and lambda_P * MSE grows with the
+      error ("focuses more on large errors"), and divides L_FLD by the input side, which
+      keeps its size (and lambda_1 = 100's balance, Table 10) that of the paper's loss
+      ratios. "normalized": errors divided by the side (Wing ~ 5 * L1, the MSE term
+      negligible); "pixels-raw": pixels, undivided. Legacy ``unit: <px>`` (configs written
+      before ``units``): errors divided by ``unit`` pixels (null: the side), undivided.
+    - ``mean_shape``: the mean 3D face of Eq. 6, a JSON file written by
+      ``pyface data mean-shape`` (the paper's frontal 300W-LP mean); null = the shipped
+      MediaPipe-derived face (:func:`pyface.geometry.default_mean_shape`).
+    - ``projection``: "orthographic" (default; the fused kernel) or "perspective" (Eq. 8
+      as a pinhole camera ``camera: {fx, fy, cx, cy, distance}``, defaults f = side,
+      c = side / 2, distance 60 in the mean shape's units (cm)).
+
+    Logged each step beside ``fld`` (the unweighted L_FLD): ``fld_wing`` and
+    ``fld_lambda_mse`` (its two terms, same units), ``fld_mse`` (L_MSE alone) and
+    ``fld_lambda_p`` (the batch mean of lambda_P)."""
 
     head = "fld"
-    defaults = {"weight": 100.0, "unit": None, "wing_w": 10.0, "wing_eps": 2.0, "lambda_p": "dynamic"}
+    defaults = {"weight": 100.0, "units": "pixels", "wing_w": 10.0, "wing_eps": 2.0,
+                # "dynamic" (Eq. 5: from the gt pose) or a constant (Table 9's lambda_P = 0 / 1 rows)
+                "lambda_p": Key("dynamic", S.ANY, check=_lambda_p_problem),
+                "mean_shape": None, "projection": "orthographic", "camera": None}
     label_keys = ("landmarks", "pose")
+    log_terms = ("wing", "lambda_mse", "mse", "lambda_p")
+    _CAMERA = ("fx", "fy", "cx", "cy", "distance")
+
+    @classmethod
+    def resolve_options(cls, options):
+        options = dict(options or {})
+        legacy = "unit" in options
+        unit = options.pop("unit", None)
+        if legacy and "units" in options:
+            raise ConfigError("tasks.fld: give units (pixels | normalized | pixels-raw) or the older unit, not both")
+        o = super().resolve_options(options)
+        if legacy:
+            if unit is not None and not (isinstance(unit, (int, float)) and not isinstance(unit, bool) and unit > 0):
+                raise ConfigError(f"tasks.fld.unit must be a positive number of pixels or null, got {unit!r} "
+                                  "(newer configs use tasks.fld.units)")
+            o["unit"] = unit
+        if o["units"] not in LANDMARK_UNITS:
+            raise ConfigError(f"tasks.fld.units must be one of {list(LANDMARK_UNITS)}, got {o['units']!r}")
+        if o["projection"] not in PROJECTIONS:
+            raise ConfigError(f"tasks.fld.projection must be one of {list(PROJECTIONS)}, got {o['projection']!r}")
+        cam = o["camera"]
+        if cam is not None and (not isinstance(cam, dict) or set(cam) - set(cls._CAMERA)):
+            raise ConfigError(f"tasks.fld.camera must map some of {list(cls._CAMERA)} to numbers, got {cam!r}")
+        return o
 
     def __init__(self, options=None, context: TaskContext | None = None):
         super().__init__(options, context)
+        from pyface import geometry
         from pyface.ops import landmark_loss
         from pyface.ops.reference import landmark_loss_reference
 
         ctx = context or TaskContext(None)
         o = self.options
-        self.unit = float(o["unit"] or (ctx.model_config.input_size if ctx.model_config is not None else 1.0))
+        side = float(ctx.model_config.input_size if ctx.model_config is not None else 1.0)
+        if "unit" in o:  # legacy spelling: coordinates / unit (the side when null), L_FLD undivided
+            self.coord_div, self.loss_div = float(o["unit"] or side), 1.0
+        else:
+            by_side, loss_by_side = LANDMARK_UNITS[o["units"]]
+            self.coord_div, self.loss_div = (side if by_side else 1.0), (side if loss_by_side else 1.0)
         self.kw = {"wing_w": o["wing_w"], "wing_eps": o["wing_eps"], "lambda_p": o["lambda_p"]}
         self._loss = landmark_loss if ctx.fused else landmark_loss_reference
         self.mean_label = MeanLabel((68, 2))
+        shape = (geometry.default_mean_shape(torch.float32) if o["mean_shape"] is None
+                 else geometry.load_mean_shape(o["mean_shape"], what="tasks.fld.mean_shape").float())
+        # not persistent: checkpoints keep their layout; the config names the file
+        self.register_buffer("mean_shape", shape, persistent=False)
+        cam = {"fx": side, "fy": side, "cx": side / 2, "cy": side / 2, "distance": 60.0, **(o["camera"] or {})}
+        self.camera = {k: float(v) for k, v in cam.items()}
+        self.terms: dict[str, torch.Tensor] = {}
+
+    def _perspective_lambda(self, pred, pose):
+        """lambda_P [b] of Eq. 8-9 with the pinhole projection (no gradient)."""
+        from pyface import geometry
+
+        with torch.no_grad():  # float64: a far camera (distance >> the face) loses float32's digits
+            proj = geometry.project_perspective(self.mean_shape.double(), pose.double(), **self.camera)
+            lam = (geometry.normalize_shape(proj) - geometry.normalize_shape(pred.double())).norm(dim=-1).mean(dim=-1)
+            return lam.to(pred.dtype)
 
     def loss(self, outputs, batch):
-        pred = outputs["landmarks"].float() / self.unit
-        gt = batch["landmarks"].float() / self.unit
+        pred = outputs["landmarks"].float() / self.coord_div
+        gt = batch["landmarks"].float() / self.coord_div
         ok = torch.isfinite(gt).flatten(1).all(1)
         if self.kw["lambda_p"] == "dynamic":  # lambda_P needs the gt pose
             ok = ok & pose_known(batch)
         if not ok.any():
+            self.terms = {}
             return _zero(pred)
-        return self._loss(pred[ok].contiguous(), gt[ok].contiguous(), pose_or_zero(batch)[ok].contiguous(), **self.kw)
+        p, g, pose = pred[ok].contiguous(), gt[ok].contiguous(), pose_or_zero(batch)[ok].contiguous()
+        wing_kw = {"wing_w": self.kw["wing_w"], "wing_eps": self.kw["wing_eps"]}
+        if self.kw["lambda_p"] == "dynamic" and self.options["projection"] == "perspective":
+            lam = self._perspective_lambda(p.detach(), pose)
+            mse = (p - g).pow(2).flatten(1).mean(1)
+            rows = self._loss(p, g, pose, lambda_p=0.0, reduction="none", **wing_kw) + lam * mse
+        else:
+            rows, lam = self._loss(p, g, pose, mean_shape=self.mean_shape, lambda_p=self.kw["lambda_p"],
+                                   reduction="none", return_lambda=True, **wing_kw)
+            mse = (p.detach() - g).pow(2).flatten(1).mean(1)
+        with torch.no_grad():
+            d = self.loss_div
+            lam_mse = lam.detach() * mse.detach()
+            self.terms = {"wing": (rows.detach() - lam_mse).mean() / d, "lambda_mse": lam_mse.mean() / d,
+                          "mse": mse.detach().mean() / d, "lambda_p": lam.detach().mean()}
+        return rows.mean() / self.loss_div
 
     def observe(self, batch):
         self.mean_label.update(batch["landmarks"])
@@ -348,8 +455,16 @@ class MultiTaskLoss(nn.Module):
         for name, t in self.tasks.items():
             term = t.loss(outputs, batch)
             parts[name] = term.detach()
+            terms = getattr(t, "terms", {})
+            for k in t.log_terms:  # a term the task could not compute this step (no row) logs 0
+                parts[f"{name}_{k}"] = terms.get(k, parts[name] * 0.0)
             total = term * t.weight if total is None else total + term * t.weight
         return total, parts
+
+    @property
+    def log_names(self) -> tuple[str, ...]:
+        """The keys of ``forward``'s parts: each task's name and its ``<task>_<term>`` diagnostics."""
+        return tuple(n for name, t in self.tasks.items() for n in (name, *(f"{name}_{k}" for k in t.log_terms)))
 
     @property
     def weights(self) -> dict[str, float]:

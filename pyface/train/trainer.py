@@ -4,8 +4,13 @@ recipe's optimiser (SGD with lr 0.01 x 0.9 per epoch by default), AMP, atomic ch
 with exact resume, CSV / TensorBoard logs, a loss-curve PNG and per-epoch validation.
 The trainer never names a task: it iterates over the enabled ones.
 
+Monitoring callbacks (:mod:`pyface.train.monitor`, config ``monitor``: ``.bin``
+verification sets every N steps, best-checkpoint option) are peers of the loop: it calls
+each after every step, before the checkpoint, which holds their state.
+
 Run folder (``out_dir``): ``checkpoints/last.pt`` (atomic, every ``checkpoint_every``
-steps and at each epoch end), ``train.csv`` (one row per ``log_every`` steps),
+steps and at each epoch end), ``train.csv`` (one row per ``log_every`` steps; each task's
+loss and its diagnostic terms, e.g. ``fld_wing`` / ``fld_lambda_mse``),
 ``val.csv``, ``tb/`` (TensorBoard), ``loss_curves.png``, ``config.yaml``, ``model.pt``
 (final weights + model config).
 
@@ -46,6 +51,7 @@ from pyface.procs import worker_init_fn
 from pyface.train import checkpoint as ckpt
 from pyface.train import config as C
 from pyface.train import distributed as Dist
+from pyface.train.monitor import build_callbacks
 from pyface.train.optim import OPTIMIZERS, lr_factor
 from pyface.train.sampling import EpochBatchSampler, SeededDataset, collate
 from pyface.train.tasks import MultiTaskLoss, TaskContext
@@ -115,7 +121,8 @@ class Trainer:
         self.model_cfg = model_config(mcfg.pop("preset"), **mcfg)
         self.model = MultiTaskNet(self.model_cfg).to(self.device)
         if cfg.get("init", {}).get("checkpoint"):
-            self.init_weights(cfg["init"]["checkpoint"], cfg["init"].get("modules") or ["shared"])
+            self.init_weights(cfg["init"]["checkpoint"], cfg["init"].get("modules") or ["shared"],
+                              cfg["init"].get("format", "auto"))
         self.tasks = tuple(cfg["tasks"])
         ctx = TaskContext(self.model_cfg, self.train_set, fused=cfg["loss"]["fused"], process_group=self.dist.group)
         self.loss = MultiTaskLoss(cfg["tasks"], ctx).to(self.device)
@@ -146,9 +153,11 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.val_history: list[dict] = []
-        self.train_fields = ["step", "epoch", "lr", "loss", *self.tasks, "images_per_s"]
+        self.train_fields = ["step", "epoch", "lr", "loss", *self.loss.log_names, "images_per_s"]
         self._tb = None
         self.resumed_from: Path | None = None  # the checkpoint load_state_dict came from (resume)
+        # monitoring peers of the loop (pyface.train.monitor), called after every step
+        self.callbacks = build_callbacks(cfg, self.model)
 
     # ------------------------------------------------------------------ state
     @property
@@ -159,7 +168,7 @@ class Trainer:
         return {"step": self.step, "model": self.model.state_dict(), "loss": self.loss.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(), "history": self.history,
-                "val_history": self.val_history,
+                "val_history": self.val_history, "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks},
                 "model_config": self.model_cfg.to_dict(), "config": dict(self.cfg)}  # plain data only
 
     def load_state_dict(self, st: dict) -> None:
@@ -170,6 +179,8 @@ class Trainer:
         self.scaler.load_state_dict(st["scaler"])
         self.step = st["step"]
         self.history, self.val_history = list(st["history"]), list(st["val_history"])
+        for cb in self.callbacks:
+            cb.load_state_dict(st.get("callbacks", {}).get(cb.name, {}))
         ckpt.set_rng_state(st["rng"])
 
     def save_checkpoint(self) -> Path:
@@ -232,15 +243,26 @@ class Trainer:
                               f"keeps its settings except {', '.join(C.may_change_on_resume())}; rerun with the "
                               "original settings, or start a new run in another out_dir")
 
-    def init_weights(self, path, modules) -> list[str]:
+    def init_weights(self, path, modules, format: str = "auto") -> list[str]:
         """Copy the parameters and buffers under ``modules`` (name prefixes, e.g. "shared")
-        from ``path`` (``model.pt`` or a trainer checkpoint) into the model: the start of
+        from ``path`` (``model.pt`` or a trainer checkpoint; with ``format`` "torchvision"
+        -- or "auto" on such a file -- a torchvision ResNet state dict, e.g. ImageNet
+        weights, :mod:`pyface.models.torchvision_weights`) into the model: the start of
         fine-tuning / linear evaluation from a pre-trained encoder. Every such tensor of
         this model must exist in the file with the same shape. Returns the copied names."""
+        from pyface.models.torchvision_weights import from_torchvision_resnet, is_torchvision_resnet
+
         if not Path(path).exists():
             raise runtime.CheckpointNotFoundError(f"init.checkpoint: checkpoint not found: {path}")
         src = runtime.read_checkpoint(path, map_location=self.device, what="init.checkpoint")
-        src = runtime.upgrade_state_dict(src.get("model", src))
+        src = src.get("model", src)
+        if format == "torchvision" or (format == "auto" and is_torchvision_resnet(src)):
+            try:
+                src = from_torchvision_resnet(src, self.model)
+            except ValueError as exc:
+                raise ConfigError(f"init.checkpoint {path}: {exc}") from exc
+        else:
+            src = runtime.upgrade_state_dict(src)
         own = self.model.state_dict()
         names = [k for k in own if any(k == m or k.startswith(m + ".") for m in modules)]
         if not names:
@@ -388,6 +410,8 @@ class Trainer:
                     if (epoch_end and main and self.val_set is not None
                             and (self.step // spe) % cfg["val_every_epochs"] == 0):
                         last_val = self._validate()
+                    for cb in self.callbacks:  # before the checkpoint, which holds their state
+                        cb(self)
                     if self.step % cfg["checkpoint_every"] == 0 or epoch_end or self.step == self.total_steps:
                         self.save_checkpoint()
                     if epoch_end and main:

@@ -21,10 +21,12 @@ Steps (the paper's line numbers):
    losing at most one unit, memory holds one unit of embeddings, and disk and the final
    reduction hold about identities x (Da + Db) floats -- never one row per image.
    Unreadable images are skipped and counted (``bad`` in the summary).
-2. Duplicates (l.13-15): identity pairs of *different* datasets whose mean embeddings
-   have cosine >= ``threshold_a`` under net A *and* >= ``threshold_b`` under net B,
-   via :func:`pyface.ops.cosine_duplicates` searching both spaces at once, for every
-   pair of datasets (so chains through three or more datasets are found).
+2. Duplicates (l.13-15): identity pairs whose mean embeddings have cosine >=
+   ``threshold_a`` under net A *and* >= ``threshold_b`` under net B, via
+   :func:`pyface.ops.cosine_duplicates` searching both spaces at once, over the paper's
+   one list of all identities (every pair of datasets and each dataset against itself,
+   ``duplicate_scope="all"``) or only across datasets (``"cross"``); chains through three
+   or more datasets are found either way.
 3. Merge (l.16): union-find (connected components, :mod:`scipy.sparse.csgraph`) over
    the (dataset, identity) nodes; new identity ids are contiguous from 0 in the order of
    each component's first node (datasets in the given order, identities ascending).
@@ -56,6 +58,7 @@ from pyface.label.identities.embed import (
 from pyface.label.identities.job import IdentitiesConfig, field_name, run_identities
 from pyface.label.identities.manifest import Resolver, check_sources, dataset_root, shard_files, write_pltd
 from pyface.label.identities.merge import (
+                                           DUPLICATE_SCOPES,
                                            SEMI_NAME,
                                            calibrate_threshold,
                                            find_duplicates,
@@ -63,12 +66,14 @@ from pyface.label.identities.merge import (
                                            merge_quality,
                                            pair_precision_recall,
                                            pooled,
+                                           scope_pairs,
                                            semi_identify_key,
                                            semi_identify_labels,
                                            union_find,
 )
 
-__all__ = ["DEFAULT_CHUNK", "DEFAULT_FACE_CROP_AREA", "FRNet", "IdentitiesConfig", "IdentityEmbeddings", "Resolver",
-           "SEMI_NAME", "calibrate_threshold", "check_sources", "dataset_root", "embed_identities", "field_name",
-           "find_duplicates", "merge_identities", "merge_quality", "pair_precision_recall", "pair_scores", "pooled",
-           "run_identities", "semi_identify_key", "semi_identify_labels", "shard_files", "union_find", "write_pltd"]
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_FACE_CROP_AREA", "DUPLICATE_SCOPES", "FRNet", "IdentitiesConfig",
+           "IdentityEmbeddings", "Resolver", "SEMI_NAME", "calibrate_threshold", "check_sources", "dataset_root",
+           "embed_identities", "field_name", "find_duplicates", "merge_identities", "merge_quality",
+           "pair_precision_recall", "pair_scores", "pooled", "run_identities", "scope_pairs", "semi_identify_key",
+           "semi_identify_labels", "shard_files", "union_find", "write_pltd"]

@@ -39,6 +39,7 @@ from pyface.label.identities.manifest import (
     write_pltd,
 )
 from pyface.label.identities.merge import (
+    DUPLICATE_SCOPES,
     SEMI_NAME,
     calibrate_threshold,
     merge_identities,
@@ -64,7 +65,10 @@ class IdentitiesConfig:
     (``semi_labels="dataset"``, the paper's training set) or Algorithm 1's
     (``"landmarks"``). ``landmarks``: the Algorithm-1 output folder(s) (one ``pyface label
     landmarks`` run per dataset; without them no manifest is written); images Algorithm 1
-    rejected are left out unless ``keep_rejected``. ``ground_truth``: ``{NAME: callable
+    rejected are left out unless ``keep_rejected``. ``duplicate_scope``: "all" (the paper's
+    Algorithm 2: one list over every identity, so duplicates inside one dataset merge
+    too, in both searches) or "cross" (only pairs of different datasets; SemiIdentify
+    only merged-vs-300W-LP). ``ground_truth``: ``{NAME: callable
     old_id -> person}`` (300W-LP: called with the source-face name); the summary then has
     pair precision/recall of the final merge. ``on_unit(k)``: called after each embedding
     unit is written (tests interrupt with it)."""
@@ -82,6 +86,7 @@ class IdentitiesConfig:
     landmarks: Any = None
     keep_rejected: bool = False
     semi_labels: str = "dataset"
+    duplicate_scope: str = "all"
     ground_truth: dict | None = None
     batch_size: int = 64
     chunk_size: int = DEFAULT_CHUNK
@@ -158,6 +163,9 @@ def _open_inputs(c: IdentitiesConfig, name_of, part=None) -> _Inputs:
         raise ConfigError(f"{name_of('datasets')}: give at least one dataset")
     _check_thresholds(c, name_of)
     names = list(c.datasets)
+    if c.duplicate_scope not in DUPLICATE_SCOPES:
+        raise ConfigError(f"{name_of('duplicate_scope')} must be one of {list(DUPLICATE_SCOPES)}, "
+                          f"got {c.duplicate_scope!r}")
     if c.semi_labels not in ("dataset", "landmarks"):
         raise ConfigError(f"{name_of('semi_labels')} must be 'dataset' or 'landmarks', got {c.semi_labels!r}")
     if c.semi_identify is not None and c.semi_name in names:
@@ -295,7 +303,7 @@ def _run_identities(config: IdentitiesConfig, inp: _Inputs, name_of: Callable[..
 
     # steps 2-3: duplicates across the FR datasets, union-find
     t0 = time.perf_counter()
-    new_ids, edges = merge_identities(groups, threshold_a, threshold_b, fa.device)
+    new_ids, edges = merge_identities(groups, threshold_a, threshold_b, fa.device, scope=c.duplicate_scope)
     n_merged = int(max((x.max() + 1 for x in new_ids if len(x)), default=0))
     merges = [("fr", groups[ga].name, groups[ga].key(a - off[ga]), groups[gb].name, groups[gb].key(b - off[gb]),
                float(sa), float(sb))
@@ -312,25 +320,37 @@ def _run_identities(config: IdentitiesConfig, inp: _Inputs, name_of: Callable[..
     # step 4: SemiIdentify against the merged identities
     if semi_group is not None:
         merged = pooled(groups, new_ids)
-        ids2, edges2 = merge_identities([merged, semi_group], threshold_a, threshold_b, fa.device)
+        ids2, edges2 = merge_identities([merged, semi_group], threshold_a, threshold_b, fa.device,
+                                        scope=c.duplicate_scope)
         remap, semi_new = ids2
         final_ids = [remap[x] for x in new_ids]
-        for a, b, sa, sb in zip(edges2["node_a"], edges2["node_b"], edges2["sim_a"], edges2["sim_b"]):
-            merges.append(("semi", "merged", str(int(a)), c.semi_name, semi_group.key(int(b) - len(merged)),
-                           float(sa), float(sb)))
+        names2 = ("merged", c.semi_name)
+
+        def end(node, g):  # (dataset, key) of one end of a SemiIdentify edge
+            return (names2[g], str(int(node))) if g == 0 else (names2[g], semi_group.key(int(node) - len(merged)))
+
+        for a, b, sa, sb, ga, gb in zip(edges2["node_a"], edges2["node_b"], edges2["sim_a"], edges2["sim_b"],
+                                        edges2["group_a"], edges2["group_b"]):
+            merges.append(("semi", *end(a, ga), *end(b, gb), float(sa), float(sb)))
+            k = f"{names2[ga]}~{names2[gb]}"
+            merges_per_pair[k] = merges_per_pair.get(k, 0) + 1
+        cross = (edges2["group_a"] == 0) & (edges2["group_b"] == 1)
         semi_stats = {"source_faces": len(semi_group), "images": semi_group.images,
-                      "matched_to_fr": int(len(np.unique(edges2["node_b"]))),
+                      "matched_to_fr": int(len(np.unique(edges2["node_b"][cross]))),
                       "merges": int(len(edges2["node_a"]))}
-        merges_per_pair[f"merged~{c.semi_name}"] = int(len(edges2["node_a"]))
+        merges_per_pair.setdefault(f"merged~{c.semi_name}", 0)
     timing["merge_s"] = time.perf_counter() - t0
     all_groups = groups + ([semi_group] if semi_group is not None else [])
     all_new = final_ids + ([semi_new] if semi_new is not None else [])
     quality = merge_quality(all_groups, all_new, skip=(c.semi_name,))
     if quality["chained_identities"]:
+        within = int((edges["group_a"] == edges["group_b"]).sum())
+        why = (f"{within} within-dataset duplicate pairs (the paper's scope merges them) or chains through false "
+               "matches" if c.duplicate_scope == "all" else "duplicate chains through false matches")
         warnings.warn(f"{quality['chained_identities']} new identities join several identities of one dataset "
-                      f"(largest: {quality['largest_identity']} old identities) -- duplicate chains through false "
-                      "matches; consider stricter thresholds (see summary.json 'quality')", RuntimeWarning,
-                      stacklevel=2)
+                      f"(largest: {quality['largest_identity']} old identities) -- {why}; if that is more than the "
+                      "datasets' label noise, consider stricter thresholds (see summary.json 'quality', merges.csv)",
+                      RuntimeWarning, stacklevel=2)
     resolver = inp.resolver
     for g, nid in zip(all_groups, all_new):
         if g.name == c.semi_name and semi_group is not None:
@@ -361,6 +381,8 @@ def _run_identities(config: IdentitiesConfig, inp: _Inputs, name_of: Callable[..
         "identities_after_fr_merge": n_merged,
         "identities_after": n_after,
         "merges": len(merges), "merges_per_dataset_pair": merges_per_pair, "quality": quality,
+        "duplicate_scope": c.duplicate_scope,
+        "within_dataset_merges": int((edges["group_a"] == edges["group_b"]).sum()),
         "thresholds": {"a": float(threshold_a), "b": float(threshold_b), "calibration": calib},
         "semi_identify": semi_stats, "manifest": manifest,
         "nets": {"a": fa.describe() | {"dim": fa.dim, "path": fa.path},

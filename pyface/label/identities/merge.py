@@ -1,10 +1,13 @@
 """Algorithm 2, steps 2-4 (l.13-19): duplicates, union-find merge, SemiIdentify, and the
 thresholds and quality measures of a merge.
 
-- Duplicates (l.13-15): identity pairs of *different* datasets whose mean embeddings
-  have cosine >= ``threshold_a`` under net A *and* >= ``threshold_b`` under net B, via
-  :func:`pyface.ops.cosine_duplicates` searching both spaces at once, for every pair of
-  datasets (so chains through three or more datasets are found).
+- Duplicates (l.13-15): identity pairs whose mean embeddings have cosine >=
+  ``threshold_a`` under net A *and* >= ``threshold_b`` under net B, via
+  :func:`pyface.ops.cosine_duplicates` searching both spaces at once. ``scope="all"``
+  (default, the paper's: one list E of all identities of every dataset, l.1-2, so
+  duplicates inside one dataset merge too) searches every pair of datasets and each
+  dataset against itself; ``scope="cross"`` only pairs of different datasets (pyface
+  before 0.2). Chains through three or more datasets are found either way.
 - Merge (l.16): union-find (connected components, :mod:`scipy.sparse.csgraph`) over the
   (dataset, identity) nodes; new identity ids are contiguous from 0 in the order of each
   component's first node (datasets in the given order, identities ascending).
@@ -25,9 +28,12 @@ import torch
 from pyface import runtime
 from pyface.label.identities.embed import IdentityEmbeddings
 
-__all__ = ["SEMI_NAME", "calibrate_threshold", "find_duplicates", "merge_identities", "merge_quality",
-           "pair_precision_recall", "pooled", "semi_identify_key", "semi_identify_labels", "union_find"]
+__all__ = ["DUPLICATE_SCOPES", "SEMI_NAME", "calibrate_threshold", "find_duplicates", "merge_identities",
+           "merge_quality", "pair_precision_recall", "pooled", "scope_pairs", "semi_identify_key",
+           "semi_identify_labels", "union_find"]
 
+#: ``scope`` of the duplicate search: "all" (the paper's one list over every identity) or "cross".
+DUPLICATE_SCOPES = ("all", "cross")
 #: The name of the SemiIdentify dataset (300W-LP) in outputs.
 SEMI_NAME = "300w_lp"
 _SEMI_RE = re.compile(r"_\d+$")
@@ -50,26 +56,37 @@ def _unit_rows(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
+def scope_pairs(n: int, scope: str = "all") -> list[tuple[int, int]]:
+    """The (i, j) group pairs a duplicate search of ``n`` groups covers: i < j, plus
+    (i, i) -- the group against itself -- for ``scope="all"``."""
+    if scope not in DUPLICATE_SCOPES:
+        raise ValueError(f"scope must be one of {list(DUPLICATE_SCOPES)}, got {scope!r}")
+    return [(i, j) for i in range(n) for j in range(i if scope == "all" else i + 1, n)]
+
+
 def find_duplicates(groups: list[IdentityEmbeddings], threshold_a: float, threshold_b: float,
-                    device=None, pairs_of=None) -> dict[str, np.ndarray]:
-    """Step 2: identity pairs of different groups with cos >= threshold_a in space A and
-    >= threshold_b in space B (mean embeddings). ``pairs_of``: which (i, j) group pairs
-    to search (default all i < j). Returns arrays ``node_a``, ``node_b`` (global node
-    index: group offset + row), ``sim_a``, ``sim_b``, ``group_a``, ``group_b``."""
+                    device=None, pairs_of=None, scope: str = "all") -> dict[str, np.ndarray]:
+    """Step 2: identity pairs with cos >= threshold_a in space A and >= threshold_b in
+    space B (mean embeddings). ``pairs_of``: which (i, j) group pairs to search (i == j:
+    within group i, each unordered pair once); default :func:`scope_pairs` of ``scope``.
+    Returns arrays ``node_a``, ``node_b`` (global node index: group offset + row; node_a <
+    node_b), ``sim_a``, ``sim_b``, ``group_a``, ``group_b``."""
     from pyface.ops import cosine_duplicates
 
     _check_dims(groups)
     offsets = np.cumsum([0] + [len(g) for g in groups])
-    pairs_of = pairs_of if pairs_of is not None else [(i, j) for i in range(len(groups))
-                                                      for j in range(i + 1, len(groups))]
+    pairs_of = pairs_of if pairs_of is not None else scope_pairs(len(groups), scope)
     dev = runtime.resolve_device(device) if device is not None else torch.device("cpu")
     means = [(_unit_rows(g.mean_a).to(dev), _unit_rows(g.mean_b).to(dev)) for g in groups]
     out = {k: [] for k in ("node_a", "node_b", "sim_a", "sim_b", "group_a", "group_b")}
     for i, j in pairs_of:
-        if not len(groups[i]) or not len(groups[j]):
+        if not len(groups[i]) or not len(groups[j]) or (i == j and len(groups[i]) < 2):
             continue
         (ai, bi), (aj, bj) = means[i], means[j]
-        p, sa, sb = cosine_duplicates(ai, aj, float(threshold_a), a2=bi, b2=bj, threshold2=float(threshold_b))
+        if i == j:  # self-search: pairs k < l within the group
+            p, sa, sb = cosine_duplicates(ai, None, float(threshold_a), a2=bi, threshold2=float(threshold_b))
+        else:
+            p, sa, sb = cosine_duplicates(ai, aj, float(threshold_a), a2=bi, b2=bj, threshold2=float(threshold_b))
         p = p.cpu().numpy()
         out["node_a"].append(p[:, 0] + offsets[i])
         out["node_b"].append(p[:, 1] + offsets[j])
@@ -102,10 +119,10 @@ def union_find(n: int, a, b) -> np.ndarray:
 
 
 def merge_identities(groups: list[IdentityEmbeddings], threshold_a: float, threshold_b: float, device=None,
-                     pairs_of=None) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+                     pairs_of=None, scope: str = "all") -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """Steps 2-3: new ids per group (a list of [I_g] int64 arrays, contiguous from 0) and
-    the duplicate edges (:func:`find_duplicates`)."""
-    edges = find_duplicates(groups, threshold_a, threshold_b, device, pairs_of)
+    the duplicate edges (:func:`find_duplicates` over ``scope``)."""
+    edges = find_duplicates(groups, threshold_a, threshold_b, device, pairs_of, scope)
     sizes = [len(g) for g in groups]
     new = union_find(sum(sizes), edges["node_a"], edges["node_b"])
     return np.split(new, np.cumsum(sizes)[:-1]), edges
@@ -126,11 +143,13 @@ def pooled(groups: list[IdentityEmbeddings], new_ids: list[np.ndarray], name: st
 
 
 def merge_quality(groups: list[IdentityEmbeddings], new_ids: list[np.ndarray], skip=(SEMI_NAME,)) -> dict:
-    """Signs of false merges: identities of one dataset are distinct people, so a new
-    identity holding two of them came from a chain through a false match. Returns the
-    number of such new identities, the old identities they hold, and the largest new
-    identity (old identities in it). Groups named in ``skip`` (300W-LP: several source
-    faces may show one person) are not checked."""
+    """Signs of false merges: a dataset labels its identities as distinct people, so a new
+    identity holding two of them either came from a within-dataset duplicate edge
+    (``scope="all"``, the paper's search: a claim that the dataset labelled one person
+    twice) or from a chain through a false match. Returns the number of such new
+    identities, the old identities they hold, and the largest new identity (old
+    identities in it). Groups named in ``skip`` (300W-LP: several source faces may show
+    one person) are not checked."""
     allnew = np.concatenate([np.asarray(x, np.int64) for x in new_ids]) if new_ids else np.zeros(0, np.int64)
     n = int(allnew.max()) + 1 if len(allnew) else 0
     chained = np.zeros(n, bool)
