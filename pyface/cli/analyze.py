@@ -115,6 +115,9 @@ Examples::
         from pyface.analyze.video import SmoothingParams
 
         analyzer = _analyzer(args)
+        if analyzer.mesh is None and "landmarks" not in analyzer.outputs:  # say it once, not per face
+            print("pyface analyze: no landmark model (no --checkpoint, and MediaPipe's face mesh needs the label "
+                  "extra: pip install 'pyface-mtl[label]'): boxes and detector key points only", file=sys.stderr)
         video_opts = {"smoothing": SmoothingParams(args.min_cutoff, args.beta, enabled=not args.no_smoothing)}
         single_video = len(inputs) == 1 and inputs[0][0] == "video"
         if single_video:
