@@ -134,17 +134,10 @@ class _MediaPipeDetector(Detector):
 
     @classmethod
     def why_unavailable(cls) -> str | None:
-        try:
-            import mediapipe as mp
+        from pyface.label.mediapipe import why_unavailable
 
-            mp.solutions.face_detection  # noqa: B018 - the legacy API is what is needed
-        except ImportError as exc:
-            return f"mediapipe is not installed ({exc}); pip install 'pyface-mtl[label]'"
-        except AttributeError:
-            return "this mediapipe has no legacy solutions.face_detection (needs mediapipe <= 0.10.21)"
-        except Exception as exc:  # noqa: BLE001 - a broken install (numpy ABI, protobuf) is 'unavailable'
-            return f"mediapipe does not import: {type(exc).__name__}: {exc}"
-        return None
+        why = why_unavailable("face_detection")
+        return f"{why}; pip install 'pyface-mtl[label]'" if why and "not installed" in why else why
 
     def __init__(self, min_score: float = 0.5):
         super().__init__(min_score)

@@ -39,14 +39,17 @@ def _import():
     return mp.solutions.face_mesh
 
 
-def why_unavailable() -> str | None:
-    """None when the legacy face mesh can be used, else the reason."""
+def why_unavailable(solution: str = "face_mesh") -> str | None:
+    """None when MediaPipe's legacy ``solutions.<solution>`` (face_mesh, face_detection)
+    can be used, else the reason."""
     try:
-        _import()
+        import mediapipe as mp
+
+        getattr(mp.solutions, solution)
     except ImportError as exc:
         return f"mediapipe is not installed ({exc})"
     except AttributeError:
-        return "this mediapipe has no legacy solutions.face_mesh (needs mediapipe <= 0.10.21)"
+        return f"this mediapipe has no legacy solutions.{solution} (needs mediapipe <= 0.10.21)"
     except Exception as exc:  # noqa: BLE001 - a broken install (numpy ABI, protobuf) is 'unavailable'
         return f"mediapipe does not import: {type(exc).__name__}: {exc}"
     return None
