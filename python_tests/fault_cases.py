@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,13 @@ ERROR_LINE = re.compile(r"^pyface( [a-z-]+){1,2}: error: ")
 
 # ----------------------------------------------------------------------------- running the CLI
 def _env(**extra) -> dict:
-    return {**os.environ, "PYTHONPATH": str(TREE), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
+    # PYTHONSAFEPATH and a neutral cwd: `python -m pyface` run from CI's clone (no built
+    # extension) would otherwise import the clone's pyface instead of TREE's
+    return {**os.environ, "PYTHONPATH": str(TREE), "PYTHONSAFEPATH": "1", "OMP_NUM_THREADS": "1",
+            "PYTHONWARNINGS": "ignore", **extra}
+
+
+NEUTRAL_CWD = tempfile.gettempdir()
 
 
 @dataclass
@@ -78,7 +85,7 @@ def cli(*argv, timeout: float = 300, cwd=None, env=None) -> Run:
     t0 = time.monotonic()
     try:
         p = subprocess.run([sys.executable, "-m", "pyface", *map(str, argv)], capture_output=True, text=True,
-                           env=_env(**(env or {})), timeout=timeout, cwd=cwd)
+                           env=_env(**(env or {})), timeout=timeout, cwd=cwd or NEUTRAL_CWD)
         return Run(p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
     except subprocess.TimeoutExpired as exc:
         return Run(-9, exc.stdout or "", (exc.stderr or "") + f"\n(timed out after {timeout} s)",
@@ -551,7 +558,7 @@ def _wait_for(pred, timeout: float, proc=None) -> bool:
 
 def _popen(*argv):
     return subprocess.Popen([sys.executable, "-m", "pyface", *map(str, argv)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=_env())
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=NEUTRAL_CWD)
 
 
 @case("train-concurrent", "train", "concurrent run", "a second training into the out_dir of a running one")
