@@ -109,7 +109,7 @@ class DemoEval(Command):
 class DemoAblations(Command):
     name = "demo ablations"
     help = ("the papers' claimed effects measured in miniature: Table 9 (lambda_P), Table 4 (pose margin), "
-            "Algorithm 1 (views), HMTL; seeds, mean +- std, paired differences (2-core CPU, ~30 min)")
+            "Algorithm 1 (views), HMTL; seeds, mean +- std, paired differences (2-core CPU: ~40 min)")
 
     def add_arguments(self, p):
         p.add_argument("--out", default="ablations_out", help="output folder (report.md, ablations.png, metrics.json)")
