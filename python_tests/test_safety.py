@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from utils import NEUTRAL_CWD, subprocess_env
 
-import pyface
 from pyface import schema as S
 from pyface.data import SyntheticFaces, write_bin
 from pyface.errors import CheckpointError, ConfigError, DataError, OutputError, UserError
@@ -28,8 +28,6 @@ from pyface.io import DigestMemo, FolderLock, atomic_write, file_digest
 from pyface.train import Trainer, register_optimizer, register_recipe, resolve_config
 from pyface.train.config import RECIPES, resume_problems
 from pyface.train.optim import OPTIMIZERS
-
-PKG_ROOT = Path(pyface.__file__).resolve().parents[1]
 
 
 def _tree_digest(folder: Path) -> dict:
@@ -200,7 +198,7 @@ def test_a_running_training_locks_its_folder(tmp_path):
             "    print('locked', flush=True); time.sleep(60)\n")
     out = tmp_path / "busy"
     p = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(PKG_ROOT)})
+                         env=subprocess_env(), cwd=NEUTRAL_CWD)
     try:
         assert p.stdout.readline().strip() == "locked"
         with pytest.raises(OutputError, match=rf"^{out} is in use by another pyface training run \(pid {p.pid} "):
@@ -440,7 +438,7 @@ class Stuck(Dataset):
         return 8
 
     def __getitem__(self, i):
-        print("worker", os.getpid(), flush=True)
+        os.write(1, f"worker {os.getpid()}\n".encode())  # one write: two workers share the pipe
         time.sleep(120)   # a decoder stuck in a futex, as far as the parent can tell
 
 kw = {"worker_init_fn": worker_init_fn()} if sys.argv[1] == "tied" else {}
@@ -453,7 +451,7 @@ for b in DataLoader(Stuck(), batch_size=1, num_workers=2, **kw):
 def test_dataloader_workers_die_with_a_killed_parent(tmp_path):
     def run(mode):
         p = subprocess.Popen([sys.executable, "-c", _ORPHAN, mode], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(PKG_ROOT)})
+                             env=subprocess_env(), cwd=NEUTRAL_CWD)
         workers = [int(p.stdout.readline().split()[1]) for _ in range(2)]
         p.send_signal(signal.SIGKILL)
         p.wait()
