@@ -41,7 +41,7 @@ __all__ = ["DigestMemo", "FolderLock", "atomic_path", "atomic_write", "file_dige
 #: The lock file :class:`FolderLock` keeps in a locked folder (not an output: a run's
 #: content is everything else).
 LOCK_FILE = ".pyface.lock"
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
@@ -71,12 +71,15 @@ def _no_space(exc: BaseException | None) -> OSError | None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, fsync: bool = True):
+def atomic_path(path: str | os.PathLike, *, fsync: bool = True, keep_suffix: bool = False):
     """Yield a temporary path beside ``path``; when the block ends without an error the
     file written there replaces ``path`` atomically. For writers that want a file name
-    (pyarrow, cv2, ``np.savez`` given a file object). The parent folder must exist."""
+    (pyarrow, cv2, ``np.savez`` given a file object). The parent folder must exist.
+    ``keep_suffix``: the temporary name ends in ``path``'s extension too, for writers that
+    choose the format by it (cv2.VideoWriter's container)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tail = path.suffix if keep_suffix and re.fullmatch(r"\.[A-Za-z0-9]+", path.suffix) else ""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{tail}")
     try:
         yield tmp
         if fsync:

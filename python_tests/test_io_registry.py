@@ -70,6 +70,21 @@ def test_remove_stale_temps_keeps_a_live_writers_file(tmp_path):
     assert (tmp_path / "x.parquet").read_bytes() == b"in progress"
 
 
+def test_keep_suffix_temp_ends_in_the_extension_and_is_cleaned_when_its_writer_is_gone(tmp_path):
+    """cv2.VideoWriter picks the container from the name: the temporary keeps ``.mp4``;
+    a killed writer's is still recognised as a temporary (by pid)."""
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "clip.mp4", keep_suffix=True) as tmp:
+            assert tmp.name.startswith(".clip.mp4.") and tmp.name.endswith(".tmp.mp4")
+            tmp.write_bytes(b"partial")
+            raise RuntimeError("killed mid-video")
+    assert os.listdir(tmp_path) == []
+    dead = tmp_path / ".clip.mp4.999999999.0123abcd.tmp.mp4"  # no such pid
+    dead.write_bytes(b"left by a killed writer")
+    (tmp_path / "keep.tmp.mp4").write_bytes(b"a user's file")  # not one of ours
+    assert remove_stale_temps(tmp_path) == [dead] and os.listdir(tmp_path) == ["keep.tmp.mp4"]
+
+
 def test_folder_lock_refuses_a_second_process_naming_the_holder(tmp_path):
     code = ("import sys, time; from pyface.io import FolderLock\n"
             "with FolderLock(sys.argv[1], 'training run'):\n"

@@ -15,6 +15,7 @@ landmarks and pose smoothed, an annotated MP4 and a per-frame table.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -173,75 +174,71 @@ def analyze_video(analyzer, path, *, out_video: str | os.PathLike | None = None,
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     tracker = FaceTracker(iou, max_missed, smoothing)
     rows = {c: [] for c in ("frame", "time_s", "track", "box", "score", "landmarks", "pose", "pose_raw", "embedding")}
-    tmpdir = writer = None
-    if out_video is not None:
-        import tempfile
+    with contextlib.ExitStack() as commit:  # the MP4 is committed when the block ends without an error
+        writer = None
+        if out_video is not None:
+            from pyface.io import atomic_path
 
-        out_video = Path(out_video)
-        out_video.parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = Path(tempfile.mkdtemp(prefix=f".{out_video.name}.{os.getpid()}.", dir=out_video.parent))
-        writer = cv2.VideoWriter(str(tmpdir / out_video.name), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        if not writer.isOpened():
-            raise DataError(f"{out_video}: OpenCV cannot write an MP4 video here (no encoder)")
-    bar = None
-    if progress:
-        from tqdm import tqdm
+            out_video = Path(out_video)
+            out_video.parent.mkdir(parents=True, exist_ok=True)
+            tmp_video = commit.enter_context(atomic_path(out_video, keep_suffix=True))  # cv2 reads the container off it
+            writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            if not writer.isOpened():
+                raise DataError(f"{out_video}: OpenCV cannot write an MP4 video here (no encoder)")
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        bar = tqdm(total=min(total, max_frames) if total and max_frames else total, unit="frame",
-                   desc=os.path.basename(path), dynamic_ncols=True)
-    frames = faces_total = 0
-    t0 = time.perf_counter()
-    try:
-        for n, frame in _video_frames(cap, max_frames):
-            t = n / fps
-            faces = analyzer.get(frame)
-            tracks = tracker.update(np.array([f.box for f in faces]).reshape(-1, 4), n)
-            for f, tr in zip(faces, tracks):
-                raw_pose = f.pose
-                f.box = tracker.smooth(tr, "box", f.box, t)
-                if f.landmarks is not None:
-                    f.landmarks = tracker.smooth(tr, "landmarks", f.landmarks, t).astype(np.float32)
-                if f.pose is not None:
-                    f.pose = tracker.smooth(tr, "pose", f.pose, t).astype(np.float32)
-                rows["frame"].append(n)
-                rows["time_s"].append(t)
-                rows["track"].append(tr.id)
-                rows["box"].append(np.asarray(f.box, np.float32))
-                rows["score"].append(float(f.score))
-                rows["landmarks"].append(None if f.landmarks is None else f.landmarks.reshape(-1))
-                rows["pose"].append(f.pose)
-                rows["pose_raw"].append(raw_pose)
-                rows["embedding"].append(f.embedding if embeddings else None)
-            faces_total += len(faces)
+            total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            bar = tqdm(total=min(total, max_frames) if total and max_frames else total, unit="frame",
+                       desc=os.path.basename(path), dynamic_ncols=True)
+        frames = faces_total = 0
+        t0 = time.perf_counter()
+        try:
+            for n, frame in _video_frames(cap, max_frames):
+                t = n / fps
+                faces = analyzer.get(frame)
+                tracks = tracker.update(np.array([f.box for f in faces]).reshape(-1, 4), n)
+                for f, tr in zip(faces, tracks):
+                    raw_pose = f.pose
+                    f.box = tracker.smooth(tr, "box", f.box, t)
+                    if f.landmarks is not None:
+                        f.landmarks = tracker.smooth(tr, "landmarks", f.landmarks, t).astype(np.float32)
+                    if f.pose is not None:
+                        f.pose = tracker.smooth(tr, "pose", f.pose, t).astype(np.float32)
+                    rows["frame"].append(n)
+                    rows["time_s"].append(t)
+                    rows["track"].append(tr.id)
+                    rows["box"].append(np.asarray(f.box, np.float32))
+                    rows["score"].append(float(f.score))
+                    rows["landmarks"].append(None if f.landmarks is None else f.landmarks.reshape(-1))
+                    rows["pose"].append(f.pose)
+                    rows["pose_raw"].append(raw_pose)
+                    rows["embedding"].append(f.embedding if embeddings else None)
+                faces_total += len(faces)
+                if writer is not None:
+                    from pyface.analyze.draw import draw_faces
+
+                    img = draw_faces(frame, faces)
+                    cv2.putText(img, f"{n}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+                    writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+                frames += 1
+                if bar is not None:
+                    bar.update(1)
+            seconds = time.perf_counter() - t0
+            if frames == 0:
+                raise DataError(f"{path}: no frame could be decoded")
             if writer is not None:
-                from pyface.analyze.draw import draw_faces
-
-                img = draw_faces(frame, faces)
-                cv2.putText(img, f"{n}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-                writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-            frames += 1
+                writer.release()
+                writer = None
+            if out_table is not None:
+                _write_table(out_table, rows, {"video": path, "fps": fps, "width": w, "height": h})
+        finally:
+            cap.release()
+            if writer is not None:
+                writer.release()
             if bar is not None:
-                bar.update(1)
-        seconds = time.perf_counter() - t0
-        if frames == 0:
-            raise DataError(f"{path}: no frame could be decoded")
-        if writer is not None:
-            writer.release()
-            writer = None
-            os.replace(tmpdir / out_video.name, out_video)
-        if out_table is not None:
-            _write_table(out_table, rows, {"video": path, "fps": fps, "width": w, "height": h})
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-        if bar is not None:
-            bar.close()
-        if tmpdir is not None:
-            import shutil
-
-            shutil.rmtree(tmpdir, ignore_errors=True)
+                bar.close()
     return {"video": path, "frames": frames, "faces": faces_total, "tracks": tracker.next_id, "video_fps": fps,
             "seconds": seconds, "frames_per_s": frames / seconds if seconds > 0 else float("nan"),
             "annotated": None if out_video is None else str(out_video),
